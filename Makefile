@@ -1,0 +1,33 @@
+# Every target makes .venv first if it is missing (or if pyproject.toml changed).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Notebook kernels run `python` from PATH: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: demo test labs bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/genlab demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2
+
+labs: $(STAMP)
+	$(BIN)/genlab labs
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared autograder tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

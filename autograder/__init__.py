@@ -1,0 +1,1 @@
+"""Hidden tests and the isolated grading runner."""

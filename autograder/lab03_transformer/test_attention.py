@@ -1,0 +1,213 @@
+"""Part 1: scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder.runner.errors import SubmissionError
+from genlab.checks import lab03_bugs as bugs
+
+NAME = "scaled_dot_product_attention"
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        raise AssertionError(str(exc)) from None
+
+
+def _pair(result):
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise AssertionError(f"{NAME} should return a pair (output, weights), got {bugs.describe(result)}.")
+    return result
+
+
+def _qkv(seed, lead, T_q, T_k, d_k, d_v, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(*lead, T_q, d_k, generator=g) * scale
+    k = torch.randn(*lead, T_k, d_k, generator=g) * scale
+    v = torch.randn(*lead, T_k, d_v, generator=g)
+    return q, k, v
+
+
+def _fail_if(hint, context):
+    if hint is not None:
+        raise AssertionError(f"{context}: {hint}")
+
+
+@pytest.mark.points(2)
+def test_shapes_and_dtype(submission):
+    """Output (..., T_q, d_v) and weights (..., T_q, T_k) for 3-D and 4-D inputs."""
+    sdpa = submission.function(NAME)
+    for lead, (T_q, T_k, d_k, d_v) in (((2, 3), (5, 7, 8, 6)), ((4,), (3, 3, 16, 16)), ((1, 1), (1, 4, 2, 5))):
+        q, k, v = _qkv(0, lead, T_q, T_k, d_k, d_v)
+        out, w = _pair(_call(sdpa, q, k, v))
+        want_out, want_w = (*lead, T_q, d_v), (*lead, T_q, T_k)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want_out:
+            raise AssertionError(f"for q {(*lead, T_q, d_k)}, k {(*lead, T_k, d_k)}, v {(*lead, T_k, d_v)} the output "
+                                 f"should have shape {want_out}, got {bugs.describe(out)}. Use k.transpose(-2, -1) "
+                                 "(not k.T) so any leading batch/head axes are kept.")
+        if not isinstance(w, torch.Tensor) or tuple(w.shape) != want_w:
+            raise AssertionError(f"the weights should have shape {want_w} (..., T_q, T_k), got {bugs.describe(w)}.")
+        if out.dtype != torch.float32:
+            raise AssertionError(f"float32 inputs should give a float32 output, got {out.dtype}.")
+
+
+@pytest.mark.points(5)
+def test_matches_formula_without_mask(submission):
+    """softmax(QKᵀ/√d_k)V against a float64 computation, for several d_k."""
+    sdpa = submission.function(NAME)
+    for seed, d_k in ((1, 4), (2, 64), (3, 25)):
+        q, k, v = _qkv(seed, (2, 2), 6, 9, d_k, 5)
+        out, w = _pair(_call(sdpa, q, k, v))
+        _fail_if(bugs.name_attention_bug(out, w, q, k, v), f"without a mask (d_k={d_k})")
+
+
+@pytest.mark.points(3)
+def test_scale_is_one_over_sqrt_dk(submission):
+    """The 1/√d_k scale: wrong scales (none, 1/d_k) give measurably different results."""
+    sdpa = submission.function(NAME)
+    for seed, d_k in ((4, 9), (5, 100)):
+        q, k, v = _qkv(seed, (3,), 4, 6, d_k, 3, scale=0.7)
+        out, w = _pair(_call(sdpa, q, k, v))
+        if isinstance(out, torch.Tensor) and isinstance(w, torch.Tensor):
+            for scale in ("none", "dk"):
+                if bugs.close(out, bugs.attention_formula(q, k, v, scale=scale)[0], 1e-4):
+                    raise AssertionError(bugs.name_attention_bug(out, w, q, k, v))
+        _fail_if(bugs.name_attention_bug(out, w, q, k, v), f"d_k={d_k}")
+
+
+@pytest.mark.points(3)
+def test_softmax_over_keys(submission):
+    """Each query's weights sum to 1 over the keys (T_q != T_k, so the wrong axis shows)."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(6, (2,), 3, 8, 16, 4)
+    out, w = _pair(_call(sdpa, q, k, v))
+    if not isinstance(w, torch.Tensor) or w.shape != (2, 3, 8):
+        raise AssertionError(f"weights should have shape (B, T_q, T_k), got {bugs.describe(w)}.")
+    sums = w.double().sum(-1)
+    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+        col = w.double().sum(-2)
+        if torch.allclose(col, torch.ones_like(col), atol=1e-4):
+            raise AssertionError("the weights sum to 1 over the queries (dim=-2); the softmax must run over the keys, "
+                                 "the last axis (dim=-1), so that each query's weights sum to 1.")
+        raise AssertionError(f"each row of the weights should sum to 1; row sums range from {sums.min():.4g} to "
+                             f"{sums.max():.4g}. Apply torch.softmax(scores, dim=-1).")
+    if (w < 0).any():
+        raise AssertionError("attention weights must be non-negative (they come out of a softmax).")
+
+
+def _mask(seed, shape):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(*shape, generator=g) > 0.4
+    mask[..., 0] = True  # every query keeps at least one key here
+    return mask
+
+
+@pytest.mark.points(3)
+def test_matches_torch_with_mask(submission):
+    """A random boolean mask (True = may attend), compared with torch's fused attention."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(7, (2, 3), 5, 6, 8, 4)
+    mask = _mask(8, (2, 3, 5, 6))
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a mask")
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    err = (out - want).abs().max().item()
+    if err > 1e-4:
+        raise AssertionError(f"with a mask the output differs from torch's scaled_dot_product_attention by {err:.3g}.")
+
+
+@pytest.mark.points(2)
+def test_masks_broadcast(submission):
+    """Masks of shape (T_q, T_k) and (B, 1, 1, T_k) broadcast over batch and heads."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(9, (2, 4), 6, 6, 8, 8)
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    pad = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]
+    for mask, what in ((causal, "a (T_q, T_k) causal mask"), (pad, "a (B, 1, 1, T_k) padding mask")):
+        result = _call(sdpa, q, k, v, mask=mask)
+        out, w = _pair(result)
+        _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"with {what}")
+
+
+@pytest.mark.points(2)
+def test_masked_weights_are_exactly_zero(submission):
+    """Masked positions get weight exactly 0.0 (not just small)."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(10, (2,), 7, 7, 16, 4, scale=3.0)
+    mask = torch.ones(7, 7, dtype=torch.bool).tril()
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    if not isinstance(w, torch.Tensor) or w.shape != (2, 7, 7):
+        raise AssertionError(f"weights should have shape (2, 7, 7), got {bugs.describe(w)}.")
+    leaked = w.masked_select(~mask.expand_as(w))
+    if leaked.numel() and leaked.abs().max() != 0:
+        raise AssertionError(f"masked positions should have weight exactly 0, the largest is {leaked.abs().max():.3g}. "
+                             "Fill masked scores with torch.finfo(scores.dtype).min (or -inf) before the softmax; "
+                             "adding a moderate negative number is not enough.")
+
+
+@pytest.mark.points(2)
+def test_fully_masked_row_is_zero_not_nan(submission):
+    """A query with no allowed key: weights all 0, output 0, nothing NaN."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(11, (2,), 4, 5, 8, 3)
+    mask = torch.ones(2, 4, 5, dtype=torch.bool)
+    mask[0, 1] = False
+    mask[1, 3] = False
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    for name, t in (("output", out), ("weights", w)):
+        if not isinstance(t, torch.Tensor):
+            raise AssertionError(f"{name} should be a tensor, got {bugs.describe(t)}.")
+        if torch.isnan(t).any():
+            raise AssertionError(f"the {name} contain NaN for a query whose keys are all masked: with -inf every score "
+                                 "of that row is -inf and softmax computes 0/0. Fill with torch.finfo(dtype).min and "
+                                 "set masked weights to 0 after the softmax.")
+    rows = ~mask.any(-1)
+    if w[rows].abs().max() != 0 or out[rows].abs().max() > 1e-6:
+        raise AssertionError("a query whose keys are all masked should get weights all 0 and output 0; yours get "
+                             f"weights up to {w[rows].abs().max():.3g}. The softmax alone makes such a row uniform: "
+                             "zero the masked weights after the softmax (weights.masked_fill(~mask, 0)).")
+    _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "the other rows")
+
+
+@pytest.mark.points(3)
+def test_causal_invariance(submission):
+    """With a causal mask, changing later keys/values leaves earlier outputs bit-for-bit unchanged."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(12, (2, 2), 8, 8, 8, 8)
+    causal = torch.ones(8, 8, dtype=torch.bool).tril()
+    out1, _ = _pair(_call(sdpa, q, k, v, mask=causal))
+    k2, v2 = k.clone(), v.clone()
+    k2[..., 5:, :] = 100 * torch.randn_like(k2[..., 5:, :])
+    v2[..., 5:, :] = -7.0
+    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=causal))
+    if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
+        raise AssertionError(f"output should be a tensor of shape (2, 2, 8, 8), got {bugs.describe(out1)}.")
+    if not torch.equal(out1[..., :5, :], out2[..., :5, :]):
+        err = (out1[..., :5, :] - out2[..., :5, :]).abs().max().item()
+        raise AssertionError(f"with a causal mask, changing keys/values at positions >= t changed the outputs of "
+                             f"earlier positions (by up to {err:.3g}): information leaks from the future. Masked "
+                             "positions must get weight exactly 0 (check which side of the diagonal you mask).")
+
+
+@pytest.mark.points(3)
+def test_padding_invariance(submission):
+    """Changing padded keys/values does not change any output."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(13, (3,), 4, 6, 8, 5)
+    lengths = torch.tensor([6, 4, 1])
+    pad = (torch.arange(6)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T_k)
+    out1, _ = _pair(_call(sdpa, q, k, v, mask=pad))
+    k2, v2 = k.clone(), v.clone()
+    k2[~pad[:, 0]] = 50.0
+    v2[~pad[:, 0]] = 1e4
+    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=pad))
+    if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
+        raise AssertionError(f"output should be a tensor of shape (3, 4, 5), got {bugs.describe(out1)}.")
+    if not torch.allclose(out1, out2, atol=1e-6, rtol=0):
+        err = (out1 - out2).abs().max().item()
+        raise AssertionError(f"changing the keys/values of padding positions changed the output (by up to {err:.3g}): "
+                             "padded keys must get weight exactly 0.")

@@ -1,0 +1,168 @@
+"""Part 3: class MultiHeadAttention(d_model, n_heads) with split_heads, merge_heads, forward."""
+import pytest
+import torch
+from torch import nn
+
+from autograder.runner.errors import SubmissionError
+from genlab.checks import lab03_bugs as bugs
+
+NAME = "MultiHeadAttention"
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        raise AssertionError(str(exc)) from None
+
+
+def _torch_mha(d, H, seed):
+    """nn.MultiheadAttention with random (non-zero) biases, and the same weights as a state dict."""
+    torch.manual_seed(seed)
+    ref = nn.MultiheadAttention(d, H, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_bias.normal_(0, 0.5)
+        ref.out_proj.bias.normal_(0, 0.5)
+    w, b = ref.in_proj_weight.detach().split(d), ref.in_proj_bias.detach().split(d)
+    state = {}
+    for i, name in enumerate(PROJECTIONS[:3]):
+        state[f"{name}.weight"], state[f"{name}.bias"] = w[i].clone(), b[i].clone()
+    state["out_proj.weight"] = ref.out_proj.weight.detach().clone()
+    state["out_proj.bias"] = ref.out_proj.bias.detach().clone()
+    return ref.eval(), state
+
+
+def _loaded(submission, d, H, state):
+    cls = submission.function(NAME)
+    mha = _call(cls, d, H)
+    try:
+        mha.load_state_dict(state, strict=False)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        raise AssertionError(
+            f"loading weights into MultiHeadAttention({d}, {H}) failed: {exc}. It needs q_proj, k_proj, v_proj and "
+            "out_proj, each nn.Linear(d_model, d_model) with bias."
+        ) from None
+    return mha
+
+
+@pytest.mark.points(2)
+def test_projections(submission):
+    """q_proj, k_proj, v_proj, out_proj are Linear(d_model, d_model) layers with biases."""
+    cls = submission.function(NAME)
+    mha = _call(cls, 12, 3)
+    _, state = _torch_mha(12, 3, 0)
+    try:
+        mha.load_state_dict(state, strict=True)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        raise AssertionError(
+            "MultiHeadAttention(12, 3) should have exactly four layers with parameters, q_proj, k_proj, v_proj and "
+            f"out_proj, each nn.Linear(12, 12) with bias; loading their weights failed: {exc}"
+        ) from None
+
+
+@pytest.mark.points(3)
+def test_split_heads(submission):
+    """(B, T, d) -> (B, H, T, d_h) with head h holding features [h*d_h:(h+1)*d_h]."""
+    cls = submission.function(NAME)
+    mha = _call(cls, 12, 3)
+    x = torch.arange(2 * 5 * 12, dtype=torch.float32).reshape(2, 5, 12)
+    heads = _call(mha.split_heads, x)
+    if not isinstance(heads, torch.Tensor) or tuple(heads.shape) != (2, 3, 5, 4):
+        raise AssertionError(f"split_heads should map (B, T, d_model) = (2, 5, 12) to (B, H, T, d_head) = (2, 3, 5, 4), "
+                             f"got {bugs.describe(heads)}.")
+    want = x.view(2, 5, 3, 4).transpose(1, 2)
+    if not torch.equal(heads, want):
+        if torch.equal(heads, x.reshape(2, 3, 5, 4)):
+            raise AssertionError("split_heads reshapes (B, T, d) straight to (B, H, T, d_h), which mixes time steps and "
+                                 "heads: view as (B, T, H, d_h) first, then .transpose(1, 2).")
+        raise AssertionError("split_heads: head h must hold features [h*d_head:(h+1)*d_head] of every time step; "
+                             "view as (B, T, H, d_head), then transpose(1, 2).")
+
+
+@pytest.mark.points(2)
+def test_merge_heads(submission):
+    """(B, H, T, d_h) -> (B, T, d), the inverse of split_heads."""
+    cls = submission.function(NAME)
+    mha = _call(cls, 12, 3)
+    heads = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
+    merged = _call(mha.merge_heads, heads)
+    if not isinstance(merged, torch.Tensor) or tuple(merged.shape) != (2, 5, 12):
+        raise AssertionError(f"merge_heads should map (2, 3, 5, 4) (B, H, T, d_head) to (2, 5, 12), got "
+                             f"{bugs.describe(merged)}.")
+    want = heads.transpose(1, 2).reshape(2, 5, 12)
+    if not torch.equal(merged, want):
+        if torch.equal(merged, heads.reshape(2, 5, 12)):
+            raise AssertionError("merge_heads reshapes (B, H, T, d_h) to (B, T, d) without moving the head axis: "
+                                 "transpose(1, 2) to (B, T, H, d_h) first, then reshape.")
+        raise AssertionError("merge_heads should put head h's features at [h*d_head:(h+1)*d_head] of each time step "
+                             "(the inverse of split_heads).")
+
+
+@pytest.mark.points(5)
+def test_self_attention_matches_torch(submission):
+    """Causal self-attention equals nn.MultiheadAttention with the same weights."""
+    d, H = 32, 4
+    ref, state = _torch_mha(d, H, 1)
+    mha = _loaded(submission, d, H, state)
+    x = torch.randn(3, 6, d, generator=torch.Generator().manual_seed(2))
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    got = _call(mha, x, x, x, mask=causal)
+    hint = bugs.name_mha_bug(got, state, H, x, x, x, causal)
+    if hint is not None:
+        raise AssertionError(f"causal self-attention: {hint}")
+    with torch.no_grad():
+        want = ref(x, x, x, attn_mask=~causal, need_weights=False)[0]
+    err = (got - want).abs().max().item()
+    if err > 1e-4:
+        raise AssertionError(f"causal self-attention differs from torch.nn.MultiheadAttention by {err:.3g}.")
+
+
+@pytest.mark.points(3)
+def test_cross_attention_matches_torch(submission):
+    """Query from one sequence, key/value from another (T_q != T_k), with key padding."""
+    d, H = 24, 3
+    ref, state = _torch_mha(d, H, 3)
+    mha = _loaded(submission, d, H, state)
+    g = torch.Generator().manual_seed(4)
+    y, memory = torch.randn(2, 3, d, generator=g), torch.randn(2, 7, d, generator=g)
+    pad = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
+    mask = pad[:, None, None, :]
+    try:
+        got = _call(mha, y, memory, memory, mask=mask)
+    except AssertionError as exc:
+        raise AssertionError(f"cross-attention (query length 3, key/value length 7): {exc}. Keys and values come from "
+                             "`key` and `value` (the encoder's output), whose length may differ from the query's; "
+                             "project query/key/value with q_proj/k_proj/v_proj respectively.") from None
+    hint = bugs.name_mha_bug(got, state, H, y, memory, memory, mask)
+    if hint is not None:
+        raise AssertionError(f"cross-attention (query length 3, key/value length 7): {hint}")
+    with torch.no_grad():
+        want = ref(y, memory, memory, key_padding_mask=~pad, need_weights=False)[0]
+    err = (got - want).abs().max().item()
+    if err > 1e-4:
+        raise AssertionError(f"cross-attention differs from torch.nn.MultiheadAttention by {err:.3g}.")
+
+
+@pytest.mark.points(3)
+def test_head_layout_for_other_head_counts(submission):
+    """Head order agrees with torch's packing for 1, 2 and 8 heads; key and value used separately."""
+    g = torch.Generator().manual_seed(5)
+    for d, H in ((16, 1), (16, 2), (16, 8)):
+        ref, state = _torch_mha(d, H, 10 + H)
+        mha = _loaded(submission, d, H, state)
+        x, kx, vx = (torch.randn(2, 5, d, generator=g) for _ in range(3))
+        got = _call(mha, x, kx, vx)
+        hint = bugs.name_mha_bug(got, state, H, x, kx, vx)
+        if hint is not None:
+            raise AssertionError(f"with d_model={d}, n_heads={H} and different query/key/value inputs: {hint}")
+        with torch.no_grad():
+            want = ref(x, kx, vx, need_weights=False)[0]
+        if (got - want).abs().max() > 1e-4:
+            raise AssertionError(f"with d_model={d}, n_heads={H} the output differs from torch.nn.MultiheadAttention.")

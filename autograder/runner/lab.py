@@ -1,0 +1,185 @@
+"""A lab: a folder with ``lab.toml`` and hidden ``test_*.py`` files.
+
+``lab.toml``::
+
+    name = "03_transformer"                          # assignment name (nbgrader)
+    release = "labs/03_transformer/transformer.ipynb"  # from the repo root, or "./x.ipynb"
+    skip_tags = ["training", "plotting"]             # cells not executed while grading
+    blocked = ["genlab.nn.attention:scaled_dot_product_attention"]  # "module:attr[.attr]"
+    [limits]                                         # all optional
+    setup_timeout_s = 120
+    call_timeout_s = 30
+
+``Lab.load("03_transformer")`` (or ``"lab03_transformer"``) finds
+``autograder/lab03_transformer/``; a folder or a ``lab.toml`` path works too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .errors import LabError
+
+AUTOGRADER_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = AUTOGRADER_DIR.parent
+_BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission's worker process (all optional in lab.toml)."""
+
+    setup_timeout_s: float = 120.0   # wall time to execute the notebook's cells
+    call_timeout_s: float = 30.0     # wall time for one call into the submission
+    test_timeout_s: float = 120.0    # wall time for one hidden test, all its calls together
+    memory_mb: int = 6144            # address space (RLIMIT_AS); torch alone maps ~3.3 GiB
+    cpu_s: int = 300                 # CPU seconds for the worker's whole life (RLIMIT_CPU)
+    max_output_kb: int = 256         # size cap of the worker's output and of each file it writes
+    max_processes: int = 128         # processes and threads (RLIMIT_NPROC)
+    tmp_mb: int = 512                # size of the worker's private /tmp (full isolation only)
+    threads: int = 1                 # OMP/MKL/torch threads in the worker
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> Limits:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in data.items():
+            if key not in known:
+                raise LabError(
+                    f"{where}: unknown limit {key!r}; known limits: {', '.join(sorted(known))}"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise LabError(f"{where}: limit {key} must be a positive number, got {value!r}")
+            values[key] = type(getattr(cls, key))(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab's grading configuration. ``folder`` holds ``lab.toml`` and the hidden tests."""
+
+    name: str
+    folder: Path
+    release: Path
+    skip_tags: tuple[str, ...] = ("training", "plotting")
+    blocked: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Lab:
+        """Load a lab by name (``"03_transformer"``, ``"lab03_transformer"``) or path."""
+        toml_path = _find_lab_toml(name_or_path)
+        where = str(toml_path)
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise LabError(f"{where} is not valid TOML: {exc}") from None
+        known = {"name", "release", "skip_tags", "blocked", "limits"}
+        unknown = set(data) - known
+        if unknown:
+            raise LabError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"known keys: {', '.join(sorted(known))}"
+            )
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise LabError(f"{where}: `name` (the nbgrader assignment name) is required")
+        release = data.get("release")
+        if not isinstance(release, str) or not release:
+            raise LabError(f"{where}: `release` (path of the student release notebook) is required")
+        release_path = _resolve_release(release, toml_path.parent)
+        if not release_path.is_file():
+            raise LabError(f"{where}: release notebook {release_path} does not exist")
+        skip_tags = _string_list(data.get("skip_tags", ["training", "plotting"]), "skip_tags", where)
+        blocked = _string_list(data.get("blocked", []), "blocked", where)
+        for ref in blocked:
+            if not _BLOCKED_RE.match(ref):
+                raise LabError(
+                    f"{where}: blocked entry {ref!r} must look like 'package.module:attribute'"
+                )
+        limits_data = data.get("limits", {})
+        if not isinstance(limits_data, dict):
+            raise LabError(f"{where}: [limits] must be a table")
+        return cls(
+            name=name,
+            folder=toml_path.parent.resolve(),
+            release=release_path,
+            skip_tags=tuple(skip_tags),
+            blocked=tuple(blocked),
+            limits=Limits.from_dict(limits_data, where),
+        )
+
+    def test_files(self) -> list[Path]:
+        """The hidden test files, sorted."""
+        return sorted(self.folder.glob("test_*.py"))
+
+    def unresolved_blocked(self) -> list[str]:
+        """Blocked references that do not resolve here (for the lab's own tests).
+
+        The worker blocks references lazily, when their module is first imported, and
+        cannot report typos then: a lab's test suite should assert this list is empty.
+        Imports the modules named in ``blocked``.
+        """
+        import importlib
+
+        bad = []
+        for ref in self.blocked:
+            modname, _, attrpath = ref.partition(":")
+            try:
+                obj = importlib.import_module(modname)
+                for part in attrpath.split("."):
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                bad.append(f"{ref} ({type(exc).__name__}: {exc})")
+        return bad
+
+    def probe_dirs(self) -> list[Path]:
+        """Where probes are looked up: the lab's own ``probes/`` first, then the shared ones."""
+        return [self.folder / "probes", AUTOGRADER_DIR / "probes"]
+
+
+def _find_lab_toml(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.name == "lab.toml" and path.is_file():
+        return path.resolve()
+    if path.is_dir():
+        if (path / "lab.toml").is_file():
+            return (path / "lab.toml").resolve()
+        raise LabError(f"{path} is a folder but has no lab.toml")
+    text = str(name_or_path)
+    if "/" not in text and "\\" not in text:
+        for candidate in (text, f"lab{text}", text.removeprefix("lab")):
+            toml = AUTOGRADER_DIR / candidate / "lab.toml"
+            if candidate and toml.is_file():
+                return toml.resolve()
+        for toml in sorted(AUTOGRADER_DIR.glob("*/lab.toml")):
+            try:
+                if tomllib.loads(toml.read_text(encoding="utf-8")).get("name") == text:
+                    return toml.resolve()
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                continue
+    known = sorted(p.parent.name for p in AUTOGRADER_DIR.glob("*/lab.toml"))
+    raise LabError(
+        f"no lab named {text!r}: expected a folder with lab.toml or one of "
+        f"{', '.join(known) or '(no labs found under autograder/)'}"
+    )
+
+
+def _resolve_release(release: str, lab_folder: Path) -> Path:
+    if release.startswith(("./", "../")):
+        return (lab_folder / release).resolve()
+    path = Path(release)
+    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def _string_list(value, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LabError(f"{where}: `{key}` must be a list of strings, got {value!r}")
+    return value

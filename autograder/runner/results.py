@@ -1,0 +1,109 @@
+"""Plain result types shared by the grading core, the batch layer and the reports.
+
+A ``SubmissionResult`` is what one graded notebook produces. It serialises to JSON
+(our own lossless form, used for resuming) and to Gradescope's ``results.json`` schema.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Status = Literal["passed", "failed", "not_run"]
+
+
+@dataclass
+class TestOutcome:
+    """One hidden test's verdict.
+
+    ``message`` is written for the student: what was expected, what came back, a hint.
+    ``part`` groups tests by graded part (the hidden test file's stem without ``test_``).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    points: float
+    score: float
+    status: Status
+    message: str = ""
+    part: str = ""
+
+
+@dataclass
+class SubmissionResult:
+    """Everything known about one graded submission."""
+
+    student: str
+    lab: str
+    tests: list[TestOutcome] = field(default_factory=list)
+    execution_time: float = 0.0
+    isolation: str = ""
+    notebook_issues: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests if t.status != "not_run")
+
+    @property
+    def max_score(self) -> float:
+        """Points that this runner could award (tests it did not run are excluded)."""
+        return sum(t.points for t in self.tests if t.status != "not_run")
+
+    @property
+    def pending_points(self) -> float:
+        """Points of tests not run on this runner (for example ``gpu`` tests on a CPU)."""
+        return sum(t.points for t in self.tests if t.status == "not_run")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> SubmissionResult:
+        data = json.loads(text)
+        data["tests"] = [TestOutcome(**t) for t in data.get("tests", [])]
+        return cls(**data)
+
+    def to_gradescope(self) -> dict:
+        """Gradescope's ``results.json`` schema.
+
+        Tests not run on this runner appear with ``max_score`` 0 and an output naming the
+        points they carry, so the total stays honest and the instructor knows to regrade.
+        """
+        lines = []
+        if self.error:
+            lines.append(self.error)
+        lines += [f"Notebook: {issue}" for issue in self.notebook_issues]
+        if self.pending_points:
+            lines.append(
+                f"{self.pending_points:g} points come from GPU tests that were not run on "
+                "this runner; regrade on a GPU runner to award them."
+            )
+        if self.isolation:
+            lines.append(f"Isolation: {self.isolation}")
+        tests = []
+        for t in self.tests:
+            entry = {
+                "name": t.name,
+                "score": t.score if t.status != "not_run" else 0.0,
+                "max_score": t.points if t.status != "not_run" else 0.0,
+                "output": t.message,
+                "visibility": "visible",
+            }
+            if t.status != "not_run":
+                entry["status"] = t.status
+            else:
+                entry["output"] = f"Not run on this runner (needs a CUDA GPU); worth {t.points:g} points. {t.message}".strip()
+            tests.append(entry)
+        return {
+            "score": self.score,
+            "execution_time": round(self.execution_time, 3),
+            "output": "\n".join(lines),
+            "tests": tests,
+            "extra_data": {
+                "max_score_on_this_runner": self.max_score,
+                "pending_gpu_points": self.pending_points,
+                "isolation": self.isolation,
+            },
+        }

@@ -1,0 +1,300 @@
+"""How a submission's worker process is started, and how it is isolated.
+
+The grader copies ``worker.py`` and ``jail.py`` into a fresh private temporary folder and
+starts ``python -s -B worker.py CONFIG`` with a scrubbed environment (``PATH``, ``LANG``,
+``MPLBACKEND=Agg``, ``OMP_NUM_THREADS`` and friends, ``PYTHONHASHSEED=0``; ``HOME`` and
+``TMPDIR`` point at the worker's own folder), in a new session, with stdin from
+``/dev/null`` and stdout/stderr going to a private, size-capped output file. Before any
+submission code runs, the worker isolates itself (``jail.py``). Every ``SubmissionResult``
+carries the sentence that says exactly what was applied (``isolation``).
+``GENLAB_SANDBOX`` chooses: ``auto`` (default), ``userns`` (the unprivileged path even as
+root) or ``weak``.
+
+Full isolation (Linux, as root, or as any user where unprivileged user namespaces are on)
+  * network namespace: no network at all, only a loopback that is down; DNS fails;
+  * mount namespace with a minimal view of the file system: /usr, /etc, /lib*, /bin, /dev,
+    /sys and a new /proc (showing only the sandbox's processes) stay; every other top-level
+    folder (/home, /root, /work, /var, /opt, /srv, /mnt, /run...) and the repository are
+    covered by empty tmpfs mounts; only the interpreter, its standard library,
+    site-packages and the genlab package are bind-mounted back, read-only. The autograder
+    package and the lab's hidden tests are covered even if they lie inside one of those.
+    /tmp, /var/tmp and /dev/shm are private size-capped tmpfs; the working folder is
+    /tmp/work. Other students' submissions and results, course files, the instructor's
+    home and the hidden tests are therefore out of reach;
+  * PID namespace: the worker is its PID 1; when it dies every process it started dies
+    (a fork bomb ends with it). IPC and UTS namespaces too;
+  * resource limits: address space (``memory_mb``; not applied when CUDA is used, since the
+    CUDA driver reserves a huge address space), CPU seconds (as PID 1 the worker ignores
+    SIGXCPU, so the limit acts through SIGKILL and is reported as the CPU limit), processes
+    (``RLIMIT_NPROC``), file size (the output cap), no core dumps;
+  * unprivileged identity: as root, the worker drops to a uid of its own (``100000 + n``,
+    one per concurrently running worker, so process limits are not shared) with no
+    supplementary groups and ``no_new_privs``. In a user namespace it maps itself to an
+    unprivileged uid of a nested user namespace, which also locks the mounts above.
+  The isolation sentence starts with ``full:``; ``partial:`` lists what could not be done.
+
+Weak isolation (no namespaces: not Linux, containers that forbid ``unshare``, or
+``GENLAB_SANDBOX=weak``)
+  * resource limits, scrubbed environment, temporary working folder, and, as root, an
+    unprivileged uid when the interpreter is readable by other users;
+  * the submission CAN reach the network and CAN read whatever file permissions allow,
+    including ``autograder/`` (hidden tests); processes it starts in the background may
+    outlive it unless they stay in its process group.
+  The isolation sentence starts with ``weak:`` and gives the reason. Grade with full
+  isolation wherever hidden tests must stay secret.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SandboxError
+from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
+
+HERE = Path(__file__).resolve().parent
+WORKER_FILES = ("worker.py", "jail.py")
+UID_BASE = 100_000
+UID_SLOTS = 50_000
+
+
+def requested_mode() -> str:
+    """``GENLAB_SANDBOX``: ``auto`` (default: namespaces where the kernel allows them),
+    ``userns`` (use the unprivileged user-namespace path even as root) or ``weak``."""
+    mode = os.environ.get("GENLAB_SANDBOX", "auto").strip().lower() or "auto"
+    if mode not in ("auto", "userns", "weak"):
+        raise SandboxError(f"GENLAB_SANDBOX must be 'auto', 'userns' or 'weak', got {mode!r}")
+    return mode
+
+
+def planned_isolation() -> str:
+    """What a worker would get here; used in results of submissions that never started one."""
+    if requested_mode() == "weak" or not sys.platform.startswith("linux"):
+        return "weak: rlimits, scrubbed environment, temporary folder (namespaces not requested)"
+    who = "as root" if os.geteuid() == 0 else "in a user namespace"
+    return f"full (planned, {who}): netns, mountns (autograder hidden), pidns, rlimits; no worker was started"
+
+
+def hidden_paths(lab: Lab) -> list[str]:
+    """Folders that show up empty inside the sandbox: the grader and the hidden tests."""
+    return [str(p) for p in dict.fromkeys([AUTOGRADER_DIR, lab.folder]) if p.is_dir()]
+
+
+def covered_paths() -> list[str]:
+    """Folders hidden inside the sandbox except for exposed folders: the repository
+    (tests, solutions, git history...) keeps only its virtual environment and genlab."""
+    return [str(REPO_ROOT)] if REPO_ROOT.is_dir() else []
+
+
+def exposed_paths() -> list[str]:
+    """Folders the worker must read: the interpreter, its standard library and
+    site-packages, and the genlab package. Nothing else from ``sys.path`` (the current
+    folder, test folders) is exposed."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    paths = set(prefixes) | {os.path.dirname(os.path.realpath(sys.executable))}
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry else ""
+        if real and os.path.isdir(real) and (
+            any(real == p or real.startswith(p + os.sep) for p in prefixes)
+            or os.path.basename(real) in ("site-packages", "dist-packages")
+        ):
+            paths.add(real)
+    spec = importlib.util.find_spec("genlab")
+    if spec is not None and spec.submodule_search_locations:
+        paths.update(os.path.realpath(p) for p in spec.submodule_search_locations)
+    root = os.path.realpath(REPO_ROOT)
+    return sorted(p for p in paths if os.path.isdir(p) and not (root == p or root.startswith(p + os.sep)))
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    venv_bin = os.path.dirname(sys.executable)
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "USER": "student",
+        "LOGNAME": "student",
+        "TORCHINDUCTOR_CACHE_DIR": "/tmp/work/.inductor",
+    }
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env[var] = str(threads)
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """A started worker: its process, the grader's ends of the pipes, its private folder."""
+
+    proc: subprocess.Popen
+    req_w: int
+    resp_r: int
+    folder: Path
+    output: Path
+    uid_lock: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def output_tail(self, max_lines: int = 15, max_chars: int = 1500) -> str:
+        """The last lines the submission printed (its own output only), capped."""
+        try:
+            with open(self.output, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 16384))
+                data = fh.read()
+        except OSError:
+            return ""
+        text = data.decode("utf-8", "replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()][-max_lines:]
+        tail = "\n".join(lines)
+        return tail[-max_chars:]
+
+    def kill(self) -> None:
+        """Kill the worker, everything in its namespace and its process group; clean up."""
+        pid = self.proc.pid
+        children = _children(pid)
+        for child in children:   # PID 1 of the sandbox: its death ends the whole namespace
+            _signal(child, signal.SIGKILL)
+        if children:
+            try:  # the monitor exits once PID 1 is reaped, i.e. once the namespace is empty
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            _signal(pid, signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.req_w, self.resp_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.req_w = self.resp_r = -1
+        if self.uid_lock is not None:
+            os.close(self.uid_lock)
+            self.uid_lock = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _claim_uid() -> tuple[int | None, int | None]:
+    """A uid used by no other running worker (a lock file per uid, held while it runs)."""
+    if os.geteuid() != 0:
+        return None, None
+    lock_dir = Path(tempfile.gettempdir()) / "genlab-sandbox-uids"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    start = os.getpid() % UID_SLOTS
+    for i in range(UID_SLOTS):
+        uid = UID_BASE + (start + i) % UID_SLOTS
+        fd = os.open(lock_dir / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return uid, fd
+        except OSError:
+            os.close(fd)
+    return None, None
+
+
+def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
+    """Start a worker for ``lab``; it isolates itself and runs the cells listed in ``init``."""
+    folder = Path(tempfile.mkdtemp(prefix="genlab-worker-"))
+    os.chmod(folder, 0o711)
+    for name in WORKER_FILES:
+        shutil.copyfile(HERE / name, folder / name)
+        os.chmod(folder / name, 0o644)
+    workdir = folder / "work"
+    workdir.mkdir(mode=0o700)
+    init_path = folder / "init.json"
+    fd = os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(init, fh)
+    output = folder / "output.log"
+    out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    uid, uid_lock = _claim_uid()
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    limits = lab.limits
+    cfg = {
+        "mode": requested_mode(),
+        "fds": {"req": req_r, "resp": resp_w},
+        "uid": uid,
+        "init": str(init_path),
+        "workdir": str(workdir),
+        "hide": hidden_paths(lab),
+        "cover": covered_paths(),
+        "expose": exposed_paths(),
+        "cuda": bool(cuda),
+        "limits": {
+            "memory_mb": limits.memory_mb,
+            "cpu_s": limits.cpu_s,
+            "max_processes": limits.max_processes,
+            "max_output_kb": limits.max_output_kb,
+            "tmp_mb": limits.tmp_mb,
+            "threads": limits.threads,
+        },
+    }
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-s", "-B", str(folder / "worker.py"), json.dumps(cfg)],
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=out_fd,
+            pass_fds=(req_r, resp_w),
+            env=worker_env(limits.threads),
+            cwd=str(folder),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        for fd in (req_r, req_w, resp_r, resp_w, out_fd):
+            os.close(fd)
+        if uid_lock is not None:
+            os.close(uid_lock)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SandboxError(f"could not start the worker: {exc}") from None
+    for fd in (req_r, resp_w, out_fd):
+        os.close(fd)
+    os.set_blocking(req_w, False)
+    os.set_blocking(resp_r, False)
+    return WorkerProcess(proc=proc, req_w=req_w, resp_r=resp_r, folder=folder, output=output, uid_lock=uid_lock)

@@ -1,0 +1,1 @@
+"""genlab: a lab suite for generative models."""

@@ -1,0 +1,65 @@
+"""Small helpers shared by the LightningModules (optimizer groups, logger files)."""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["adamw_with_decay_groups", "warmup_cosine", "lr_scheduler_config", "metrics_csv_path"]
+
+SCHEDULES = ("constant", "cosine")
+
+
+def adamw_with_decay_groups(
+    module: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95)
+) -> torch.optim.AdamW:
+    """AdamW that decays only matrices (``dim >= 2``: linear and embedding weights).
+
+    Biases and LayerNorm parameters (1-D) are not decayed. Tied parameters appear once.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: float, final_ratio: float = 0.1) -> float:
+    """LR multiplier: linear warmup over ``warmup_steps``, then cosine decay from 1 to
+    ``final_ratio`` at ``total_steps`` (constant 1 after warmup if total_steps is infinite)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if not math.isfinite(total_steps) or total_steps <= warmup_steps:
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def lr_scheduler_config(optimizer, schedule: str, warmup_steps: int, total_steps: float) -> dict:
+    """What ``configure_optimizers`` returns: the optimizer and, per step, its LR multiplier.
+
+    schedule: "constant" (after the warmup) or "cosine" (decay to 10% at ``total_steps``).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    total = total_steps if schedule == "cosine" else math.inf
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(warmup_cosine, warmup_steps=warmup_steps, total_steps=total)
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def metrics_csv_path(module) -> Path | None:
+    """The ``metrics.csv`` of the module's CSVLogger, if it is attached and the file exists."""
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None:
+        return None
+    for logger in getattr(trainer, "loggers", []):
+        log_dir = getattr(logger, "log_dir", None)
+        if log_dir and (Path(log_dir) / "metrics.csv").is_file():
+            return Path(log_dir) / "metrics.csv"
+    return None

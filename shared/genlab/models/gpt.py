@@ -1,0 +1,271 @@
+"""A decoder-only Transformer language model (GPT) as a LightningModule.
+
+Token ids ``idx (B, T)`` -> logits ``(B, T, V)``; learned positions (the context size
+``block_size`` bounds T), pre-LN blocks with causal self-attention, final LayerNorm, and an
+unembedding tied to the token embedding (no bias).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab import plots
+from genlab.decoding import sample_next
+from genlab.models.common import adamw_with_decay_groups, lr_scheduler_config, metrics_csv_path
+from genlab.nn import (
+    GPTBlock,
+    KVCache,
+    LearnedPositionalEncoding,
+    causal_mask,
+    fast_scaled_dot_product_attention,
+)
+
+__all__ = ["GPTConfig", "count_parameters", "parameter_breakdown", "GPT"]
+
+
+@dataclass
+class GPTConfig:
+    """Architecture of a GPT (biases on, tied weights, learned positions)."""
+
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+
+    @classmethod
+    def coerce(cls, config: GPTConfig | Mapping) -> GPTConfig:
+        """A GPTConfig from itself or a dict with (a subset of) its keys; extra keys ignored."""
+        if isinstance(config, cls):
+            return config
+        if not isinstance(config, Mapping):
+            raise TypeError(f"expected a GPTConfig or a dict, got {type(config).__name__}.")
+        if "vocab_size" not in config:
+            raise ValueError("the config needs a 'vocab_size' entry (number of distinct tokens).")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+
+def parameter_breakdown(config: GPTConfig | Mapping) -> dict[str, int]:
+    """Parameter counts by part, in closed form, plus ``"total"``.
+
+    Per layer (d = n_embd): attention ``4d² + 4d`` (q, k, v, out projections with bias),
+    MLP ``8d² + 5d`` (d->4d->d with bias), two LayerNorms ``4d``. Plus token embedding
+    ``V·d``, positions ``block_size·d``, final LayerNorm ``2d``; the tied lm_head adds nothing.
+    """
+    c = GPTConfig.coerce(config)
+    d, V, T, n = int(c.n_embd), int(c.vocab_size), int(c.block_size), int(c.n_layer)
+    parts = {
+        "token_embedding": V * d,
+        "position_embedding": T * d,
+        "attention": n * (4 * d * d + 4 * d),
+        "mlp": n * (8 * d * d + 5 * d),
+        "layernorm": n * 4 * d + 2 * d,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def count_parameters(config: GPTConfig | Mapping) -> int:
+    """Total number of parameters of ``GPT(**config)``, by formula (see ``parameter_breakdown``)."""
+    return parameter_breakdown(config)["total"]
+
+
+class GPT(L.LightningModule):
+    """GPT language model. ``attention`` is a callable with the ``scaled_dot_product_attention``
+    signature (a student's goes here); default: the fused ``fast_scaled_dot_product_attention``.
+
+    Batches are ``(x, y)`` LongTensors ``(B, T)`` with ``y`` = ``x`` shifted left by one.
+    """
+
+    #: attributes of the datamodule the CLI passes to ``__init__``
+    linked_from_data = ("vocab_size", "block_size")
+
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int = 64,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        dropout: float = 0.0,
+        lr: float = 3e-4,
+        weight_decay: float = 0.1,
+        attention: Callable | None = None,
+        warmup_steps: int = 0,
+        schedule: Literal["constant", "cosine"] = "constant",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["attention"])
+        self.config = GPTConfig(vocab_size, block_size, n_layer, n_head, n_embd, dropout)
+        attention = attention if attention is not None else fast_scaled_dot_product_attention
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wpe = LearnedPositionalEncoding(n_embd, block_size)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(GPTBlock(n_embd, n_head, dropout, attention) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying: one matrix embeds and unembeds
+        self._init_weights()
+
+    # ----------------------------------------------------------------- model
+    def _init_weights(self) -> None:
+        """N(0, 0.02) weights, zero biases; residual output projections scaled by 1/sqrt(2·n_layer)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            for proj in (block.attn.out_proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
+
+    def _logits(
+        self, idx: Tensor, caches: list[KVCache] | None = None, offset: int = 0, need_weights: bool = False
+    ) -> Tensor:
+        """idx ``(B, T)`` at positions ``offset..offset+T-1`` -> logits ``(B, T, V)``."""
+        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int, torch.int16, torch.uint8):
+            raise ValueError(f"GPT expects integer token ids of shape (B, T), got {tuple(idx.shape)} {idx.dtype}.")
+        T = idx.shape[1]
+        x = self.drop(self.wpe(self.wte(idx), offset=offset))
+        mask = causal_mask(offset + T, device=idx.device)[offset:]  # (T, offset + T)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask=mask, cache=None if caches is None else caches[i], need_weights=need_weights)
+        return self.lm_head(self.ln_f(x))
+
+    def forward(self, idx: Tensor) -> Tensor:
+        """idx ``(B, T)`` long, ``T <= block_size`` -> logits ``(B, T, vocab_size)``."""
+        return self._logits(idx)
+
+    def attention_maps(self, idx: Tensor) -> list[Tensor]:
+        """Self-attention weights of every layer for ``idx (B, T)``: a list of ``(B, H, T, T)``."""
+        self._logits(idx, need_weights=True)
+        return [block.attn.last_weights for block in self.blocks]
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Mean next-token cross-entropy in float32: logits ``(B, T, V)``, targets ``(B, T)``."""
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    # -------------------------------------------------------------- training
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", self.loss(self(x), y), prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", self.loss(self(x), y))
+
+    def configure_optimizers(self):
+        """AdamW (decay on matrices only) with optional warmup and cosine decay over the run."""
+        optimizer = adamw_with_decay_groups(self, self.hparams.lr, self.hparams.weight_decay)
+        total = self.trainer.estimated_stepping_batches if self.hparams.schedule == "cosine" else float("inf")
+        return lr_scheduler_config(optimizer, self.hparams.schedule, self.hparams.warmup_steps, total)
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+        return_logits: bool = False,
+    ):
+        """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens -> ``(B, T + max_new_tokens)``.
+
+        The model sees at most the last ``block_size`` tokens. With ``use_cache`` the keys and
+        values of earlier positions are reused (same logits as recomputing, much faster);
+        once the context is full it slides, and positions are recomputed. ``temperature=0``
+        is greedy. With ``return_logits`` also returns the next-token logits of each step,
+        ``(B, max_new_tokens, V)`` float32.
+        """
+        was_training = self.training
+        self.eval()
+        block = self.config.block_size
+        caches: list[KVCache] | None = None
+        step_logits = []
+        try:
+            for _ in range(int(max_new_tokens)):
+                if caches is not None and len(caches[0]) < block:
+                    logits = self._logits(idx[:, -1:], caches, offset=len(caches[0]))
+                else:
+                    context = idx[:, -block:]
+                    caches = [KVCache() for _ in self.blocks] if use_cache else None
+                    logits = self._logits(context, caches)
+                last = logits[:, -1, :].float()
+                if return_logits:
+                    step_logits.append(last)
+                next_id = sample_next(last, temperature, top_k, top_p, generator)
+                idx = torch.cat([idx, next_id.unsqueeze(1).to(idx.dtype)], dim=1)
+        finally:
+            self.train(was_training)
+        if return_logits:
+            V = self.config.vocab_size
+            stacked = torch.stack(step_logits, 1) if step_logits else idx.new_zeros(idx.shape[0], 0, V).float()
+            return idx, stacked
+        return idx
+
+    # --------------------------------------------------------------- figures
+    def save_figures(self, datamodule, out_dir: Path) -> list[Path]:
+        """Write ``loss.png`` (if a CSV log exists), ``samples.txt`` (3 temperatures) and
+        ``attention.png`` (every head of the last layer on a sentence of the corpus)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        csv_path = metrics_csv_path(self)
+        if csv_path is not None:
+            fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="GPT: next-character loss")
+            written.append(plots.save(fig, out_dir / "loss.png"))
+
+        vocab = datamodule.vocab
+        text = datamodule.text("val") or datamodule.text("train")
+        text = "".join(ch for ch in text if ch in vocab.stoi)
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        prompt = text[: min(16, self.config.block_size)]
+        idx = vocab.encode(prompt).view(1, -1).to(self.device)
+        lines = []
+        for temperature in (0.5, 1.0, 1.5):
+            out = self.generate(idx, 300, temperature=temperature, generator=generator)
+            lines.append(f"=== temperature {temperature} (prompt {prompt!r}) ===\n{vocab.decode(out[0].tolist())}\n")
+        samples = out_dir / "samples.txt"
+        samples.write_text("\n".join(lines))
+        written.append(samples)
+
+        sentence = _pick_sentence(text, max_len=min(self.config.block_size, 48))
+        ids = vocab.encode(sentence).view(1, -1).to(self.device)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            weights = self.attention_maps(ids)[-1][0]  # (H, T, T) of the last layer
+        self.train(was_training)
+        fig = plots.attention_heads_grid(weights, list(sentence), title=f"last layer, {sentence!r}")
+        written.append(plots.save(fig, out_dir / "attention.png"))
+        return written
+
+
+def _pick_sentence(text: str, max_len: int, min_len: int = 20) -> str:
+    """A sentence of ``text`` with ``min_len <= len <= max_len`` (else the first ``max_len`` chars)."""
+    for raw in text.replace("\n", " ").split(". "):
+        sentence = " ".join(raw.split()) + "."
+        if min_len <= len(sentence) <= max_len:
+            return sentence
+    return text[:max_len]
+

@@ -1,0 +1,277 @@
+"""An encoder-decoder Transformer for sequence-to-sequence tasks (e.g. dates -> ISO dates).
+
+Trains on ``genlab.data.PairBatch`` ``(src, src_lengths, tgt, tgt_lengths)``: src ``(B, S)``
+= tokens + <eos> padded; tgt ``(B, T)`` = <bos> + tokens + <eos> padded. The decoder reads
+``tgt[:, :-1]`` and predicts ``tgt[:, 1:]`` (teacher forcing).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from genlab import plots
+from genlab.models.common import adamw_with_decay_groups, lr_scheduler_config, metrics_csv_path
+from genlab.nn import (
+    DecoderBlock,
+    EncoderBlock,
+    SinusoidalPositionalEncoding,
+    causal_mask,
+    combine_masks,
+    fast_scaled_dot_product_attention,
+    padding_mask,
+)
+
+__all__ = ["TransformerSeq2Seq", "truncate_after_eos", "exact_match"]
+
+
+def truncate_after_eos(seq: Tensor, eos_id: int, pad_id: int) -> Tensor:
+    """Replace every token after the first <eos> of each row by <pad>: ``(B, L) -> (B, L)``."""
+    is_eos = seq == eos_id
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first eos
+    return seq.masked_fill(after, pad_id)
+
+
+def exact_match(pred: Tensor, target: Tensor, eos_id: int, pad_id: int) -> Tensor:
+    """Per-row exact match of two token sequences up to (and including) their first <eos>.
+
+    pred ``(B, L1)``, target ``(B, L2)`` (either may be padded). Returns bool ``(B,)``.
+    """
+    L = max(pred.shape[1], target.shape[1])
+    pred = F.pad(truncate_after_eos(pred, eos_id, pad_id), (0, L - pred.shape[1]), value=pad_id)
+    target = F.pad(truncate_after_eos(target, eos_id, pad_id), (0, L - target.shape[1]), value=pad_id)
+    return (pred == target).all(dim=1)
+
+
+class TransformerSeq2Seq(L.LightningModule):
+    """Pre-LN encoder-decoder Transformer with sinusoidal positions and cross-attention.
+
+    ``attention`` is a callable with the ``scaled_dot_product_attention`` signature used by
+    every attention layer (default: the fused ``fast_scaled_dot_product_attention``).
+    """
+
+    #: attributes of the datamodule the CLI passes to ``__init__``
+    linked_from_data = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+        d_model: int = 128,
+        n_heads: int = 4,
+        n_encoder_layers: int = 2,
+        n_decoder_layers: int = 2,
+        max_len: int = 64,
+        lr: float = 1e-3,
+        attention: Callable | None = None,
+        dropout: float = 0.0,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        schedule: Literal["constant", "cosine"] = "constant",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["attention"])
+        attention = attention if attention is not None else fast_scaled_dot_product_attention
+        self.src_embed = nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
+        self.positions = SinusoidalPositionalEncoding(d_model, max_len)
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.ModuleList(EncoderBlock(d_model, n_heads, dropout, attention) for _ in range(n_encoder_layers))
+        self.encoder_ln = nn.LayerNorm(d_model)
+        self.decoder = nn.ModuleList(DecoderBlock(d_model, n_heads, dropout, attention) for _ in range(n_decoder_layers))
+        self.decoder_ln = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, tgt_vocab_size)
+        for table in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(table.weight, std=d_model**-0.5)  # times sqrt(d) below: unit scale
+            with torch.no_grad():
+                table.weight[pad_id].zero_()
+        self.val_exact_match = MeanMetric()
+        self.test_exact_match = MeanMetric()
+
+    # ----------------------------------------------------------------- model
+    def _embed(self, tokens: Tensor, table: nn.Embedding) -> Tensor:
+        return self.drop(self.positions(table(tokens) * math.sqrt(self.hparams.d_model)))
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """src ``(B, S)``, src_lengths ``(B,)`` -> memory ``(B, S, d)`` and its mask ``(B, 1, 1, S)``."""
+        if src.dim() != 2:
+            raise ValueError(f"TransformerSeq2Seq: src must have shape (B, S), got {tuple(src.shape)}.")
+        src_mask = combine_masks(None, padding_mask(src_lengths.to(src.device), src.shape[1]))
+        x = self._embed(src, self.src_embed)
+        for block in self.encoder:
+            x = block(x, mask=src_mask)
+        return self.encoder_ln(x), src_mask
+
+    def decode(
+        self,
+        tgt_in: Tensor,
+        memory: Tensor,
+        src_mask: Tensor,
+        tgt_lengths: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor:
+        """tgt_in ``(B, T)`` (starts with <bos>), memory ``(B, S, d)`` -> logits ``(B, T, V_tgt)``.
+
+        The self-attention mask is causal, combined with the padding of ``tgt_in`` when its
+        lengths ``(B,)`` are given; cross-attention masks the source padding.
+        """
+        T = tgt_in.shape[1]
+        causal = causal_mask(T, device=tgt_in.device)
+        if tgt_lengths is not None:
+            self_mask = combine_masks(causal, padding_mask(tgt_lengths.to(tgt_in.device).clamp(min=1), T))
+        else:
+            self_mask = causal
+        x = self._embed(tgt_in, self.tgt_embed)
+        for block in self.decoder:
+            x = block(x, memory, self_mask=self_mask, memory_mask=src_mask, need_weights=need_weights)
+        return self.out(self.decoder_ln(x))
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, tgt_lengths: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits ``(B, T, V_tgt)`` for decoder inputs ``tgt_in (B, T)``."""
+        memory, src_mask = self.encode(src, src_lengths)
+        return self.decode(tgt_in, memory, src_mask, tgt_lengths)
+
+    def cross_attention_weights(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Cross-attention weights of every decoder layer: ``(n_decoder_layers, B, H, T, S)``."""
+        memory, src_mask = self.encode(src, src_lengths)
+        self.decode(tgt_in, memory, src_mask, need_weights=True)
+        return torch.stack([block.cross_attn.last_weights for block in self.decoder])
+
+    @torch.no_grad()
+    def greedy_decode(self, src: Tensor, src_lengths: Tensor, max_len: int | None = None) -> Tensor:
+        """Greedy output tokens (no <bos>) ``(B, L)``, ``L <= max_len``, long.
+
+        Each row ends with its first <eos> followed by <pad>; decoding stops once every row
+        has produced <eos> (or after ``max_len`` tokens, default ``hparams.max_len``).
+        """
+        max_len = int(self.hparams.max_len if max_len is None else max_len)
+        memory, src_mask = self.encode(src, src_lengths)
+        B = src.shape[0]
+        ys = torch.full((B, 1), self.hparams.bos_id, dtype=torch.long, device=src.device)
+        finished = torch.zeros(B, dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            next_id = self.decode(ys, memory, src_mask)[:, -1].argmax(dim=-1)
+            next_id = next_id.masked_fill(finished, self.hparams.pad_id)
+            ys = torch.cat([ys, next_id.unsqueeze(1)], dim=1)
+            finished |= next_id == self.hparams.eos_id
+            if bool(finished.all()):
+                break
+        return ys[:, 1:]
+
+    # -------------------------------------------------------------- training
+    def _loss(self, batch) -> Tensor:
+        src, src_lengths, tgt, tgt_lengths = batch
+        tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+        logits = self(src, src_lengths, tgt_in, tgt_lengths - 1)
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=self.hparams.pad_id
+        )
+
+    def _exact(self, batch) -> Tensor:
+        src, src_lengths, tgt, _ = batch
+        pred = self.greedy_decode(src, src_lengths, max_len=tgt.shape[1] - 1)
+        return exact_match(pred, tgt[:, 1:], self.hparams.eos_id, self.hparams.pad_id).float()
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch), prog_bar=True)
+        self.val_exact_match.update(self._exact(batch))
+        self.log("val_exact_match", self.val_exact_match, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        self.log("test_loss", self._loss(batch))
+        self.test_exact_match.update(self._exact(batch))
+        self.log("test_exact_match", self.test_exact_match)
+
+    def configure_optimizers(self):
+        """AdamW (decay on matrices only) with optional warmup and cosine decay over the run."""
+        optimizer = adamw_with_decay_groups(self, self.hparams.lr, self.hparams.weight_decay, betas=(0.9, 0.98))
+        total = self.trainer.estimated_stepping_batches if self.hparams.schedule == "cosine" else float("inf")
+        return lr_scheduler_config(optimizer, self.hparams.schedule, self.hparams.warmup_steps, total)
+
+    # ----------------------------------------------------------- convenience
+    def translate(self, sources: Sequence[str], src_vocab, tgt_vocab, max_len: int | None = None) -> list[str]:
+        """Greedy translations of raw source strings (encoded with ``src_vocab`` + <eos>)."""
+        was_training = self.training
+        self.eval()
+        src, lengths = _encode_batch(sources, src_vocab, self.hparams.eos_id, self.hparams.pad_id)
+        pred = self.greedy_decode(src.to(self.device), lengths.to(self.device), max_len)
+        self.train(was_training)
+        return [_to_text(row, tgt_vocab, self.hparams) for row in pred.tolist()]
+
+    # --------------------------------------------------------------- figures
+    def save_figures(self, datamodule, out_dir: Path) -> list[Path]:
+        """Write ``loss.png`` (if a CSV log exists), ``translations.txt`` (validation examples)
+        and ``cross_attention.png`` (last decoder layer, heads averaged, one example)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        csv_path = metrics_csv_path(self)
+        if csv_path is not None:
+            fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="Transformer seq2seq loss")
+            written.append(plots.save(fig, out_dir / "loss.png"))
+
+        pairs = list(datamodule.pairs("val"))[:20]
+        sources = [s for s, _ in pairs]
+        outputs = self.translate(sources, datamodule.src_vocab, datamodule.tgt_vocab)
+        lines = [f"{'ok ' if out == tgt else 'BAD'} {src!r} -> {out!r} (expected {tgt!r})"
+                 for (src, tgt), out in zip(pairs, outputs, strict=True)]
+        right = sum(out == tgt for (_, tgt), out in zip(pairs, outputs, strict=True))
+        lines.append(f"\n{right}/{len(pairs)} exact")
+        path = out_dir / "translations.txt"
+        path.write_text("\n".join(lines) + "\n")
+        written.append(path)
+
+        src, lengths = _encode_batch(sources[:1], datamodule.src_vocab, self.hparams.eos_id, self.hparams.pad_id)
+        src, lengths = src.to(self.device), lengths.to(self.device)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            pred = truncate_after_eos(self.greedy_decode(src, lengths), self.hparams.eos_id, self.hparams.pad_id)
+            pred = pred[:, : int((pred[0] != self.hparams.pad_id).sum())]
+            bos = torch.full((1, 1), self.hparams.bos_id, dtype=torch.long, device=self.device)
+            tgt_in = torch.cat([bos, pred[:, :-1]], dim=1) if pred.shape[1] else bos
+            weights = self.cross_attention_weights(src, lengths, tgt_in)[-1, 0].mean(0)  # (T, S)
+        self.train(was_training)
+        itos_src, itos_tgt = datamodule.src_vocab.itos, datamodule.tgt_vocab.itos
+        x_labels = [itos_src[i] for i in src[0].tolist()]
+        y_labels = [itos_tgt[i] for i in pred[0].tolist()] or ["<eos>"]
+        fig = plots.attention_heatmap(weights[: len(y_labels)], x_labels, y_labels,
+                                      title="cross-attention (last decoder layer, mean over heads)")
+        written.append(plots.save(fig, out_dir / "cross_attention.png"))
+        return written
+
+
+def _encode_batch(sources: Sequence[str], vocab, eos_id: int, pad_id: int) -> tuple[Tensor, Tensor]:
+    """Encode strings as ``(B, S)`` ids + <eos>, padded with <pad>; returns ``(src, lengths)``."""
+    rows = [torch.cat([torch.as_tensor(vocab.encode(s), dtype=torch.long), torch.tensor([eos_id])]) for s in sources]
+    lengths = torch.tensor([len(r) for r in rows])
+    src = torch.full((len(rows), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        src[i, : len(r)] = r
+    return src, lengths
+
+
+def _to_text(ids: list[int], vocab, hparams) -> str:
+    """Token ids up to the first <eos>, specials dropped, decoded to a string."""
+    kept = []
+    for i in ids:
+        if i == hparams.eos_id:
+            break
+        if i not in (hparams.pad_id, hparams.bos_id):
+            kept.append(i)
+    return vocab.decode(torch.tensor(kept, dtype=torch.long))

@@ -1,0 +1,107 @@
+"""Pre-LayerNorm Transformer blocks: ``x + sublayer(LayerNorm(x))`` for each sublayer.
+
+Shapes: ``x (B, T, d)``; memory ``(B, S, d)`` (encoder output); masks bool, True = may attend.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from genlab.nn.attention import AttentionFn, KVCache, MultiHeadAttention
+from genlab.nn.masks import causal_mask
+
+__all__ = ["MLP", "EncoderBlock", "DecoderBlock", "GPTBlock"]
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward net ``d -> 4d -> d`` with GELU: ``8d² + 5d`` parameters.
+
+    It adds the non-linearity attention lacks. ``(B, T, d) -> (B, T, d)``.
+    """
+
+    def __init__(self, d_model: int, hidden: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        hidden = 4 * d_model if hidden is None else hidden
+        self.fc = nn.Linear(d_model, hidden)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(hidden, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(self.act(self.fc(x))))
+
+
+class EncoderBlock(nn.Module):
+    """Self-attention then MLP, each pre-LN with a residual ("Add & Norm").
+
+    Parameters per block: attention ``4d² + 4d``, MLP ``8d² + 5d``, two LayerNorms ``4d``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, attention: AttentionFn | None = None):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads, attention=attention)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, cache: KVCache | None = None, need_weights: bool = False
+    ) -> Tensor:
+        """x ``(B, T, d)``; mask broadcastable to ``(B, H, T, T_k)``; returns ``(B, T, d)``."""
+        x = x + self.dropout(self.attn(self.ln1(x), mask=mask, cache=cache, need_weights=need_weights))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPTBlock(EncoderBlock):
+    """A decoder-only (GPT) block: the encoder block with a causal self-attention mask.
+
+    Without an explicit mask it builds the causal one, offset by the cached positions so
+    the new queries see every earlier key and none later.
+    """
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, cache: KVCache | None = None, need_weights: bool = False
+    ) -> Tensor:
+        if mask is None:
+            past = 0 if cache is None else len(cache)
+            mask = causal_mask(past + x.shape[1], device=x.device)[past:]
+        return super().forward(x, mask=mask, cache=cache, need_weights=need_weights)
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention, cross-attention to the encoder memory, then MLP (all pre-LN).
+
+    Cross-attention: queries from the decoder, keys and values from the encoder output
+    (which stays fixed while the decoder generates).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, attention: AttentionFn | None = None):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention=attention)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention=attention)
+        self.ln3 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        self_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor:
+        """x ``(B, T, d)``, memory ``(B, S, d)``.
+
+        self_mask: broadcastable to ``(B, H, T, T)`` (causal, optionally with padding);
+        defaults to the causal mask. memory_mask: broadcastable to ``(B, H, T, S)``
+        (source padding, e.g. ``(B, 1, 1, S)``). Returns ``(B, T, d)``.
+        """
+        if self_mask is None:
+            self_mask = causal_mask(x.shape[1], device=x.device)
+        x = x + self.dropout(self.self_attn(self.ln1(x), mask=self_mask, need_weights=need_weights))
+        h = self.ln2(x)
+        x = x + self.dropout(self.cross_attn(h, memory, memory, mask=memory_mask, need_weights=need_weights))
+        return x + self.mlp(self.ln3(x))

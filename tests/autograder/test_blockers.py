@@ -1,0 +1,78 @@
+"""Reference blockers: refuse calls from submission code, let library code through."""
+import sys
+import types
+
+import pytest
+
+from autograder.runner import worker as W
+
+
+def _cell(source: str, namespace: dict) -> None:
+    exec(compile(source, "<cell 1>", "exec"), namespace)
+
+
+@pytest.fixture
+def package(tmp_path):
+    """A two-module package ``refpkg`` whose ``refpkg`` re-exports ``refpkg.impl``'s parts."""
+    impl = types.ModuleType("refpkg.impl")
+    exec(compile(
+        "def ref(x):\n    return x + 1\n\n"
+        "class Ref:\n    def __init__(self, n):\n        self.n = n\n\n"
+        "def library_user(x):\n    return ref(x) * 10\n",
+        __file__, "exec"), impl.__dict__)  # a real file name: library code
+    pkg = types.ModuleType("refpkg")
+    pkg.impl, pkg.ref, pkg.Ref = impl, impl.ref, impl.Ref
+    sys.modules.update({"refpkg": pkg, "refpkg.impl": impl})
+    yield pkg
+    for name in ("refpkg", "refpkg.impl"):
+        sys.modules.pop(name, None)
+
+
+def test_submission_calls_are_refused_library_calls_pass(package, tmp_path):
+    blockers = W.Blockers(str(tmp_path))
+    warnings = blockers.install(["refpkg.impl:ref", "refpkg.impl:Ref", "refpkg.impl:nothing"])
+    assert warnings == ["could not block refpkg.impl:nothing: AttributeError: nothing"]
+    assert package.ref is package.impl.ref  # the re-export was replaced as well
+    ns = {"refpkg": package}
+    with pytest.raises(W.ReferenceUsedError, match="refpkg.impl.ref; write your own"):
+        _cell("refpkg.ref(1)", ns)
+    with pytest.raises(W.ReferenceUsedError):
+        _cell("from refpkg import ref as r\nr(1)", ns)
+    with pytest.raises(W.ReferenceUsedError):
+        _cell("refpkg.Ref(3)", ns)
+    with pytest.raises(W.ReferenceUsedError):
+        _cell("class Mine(refpkg.Ref):\n    def __init__(self):\n        super().__init__(1)\nMine()", ns)
+    _cell("out = refpkg.impl.library_user(1)", ns)   # library code calling the reference: fine
+    assert ns["out"] == 20
+    assert isinstance(package.impl.Ref.__new__(package.impl.Ref), package.impl.Ref.__mro__[1])
+    assert blockers.hits == ["refpkg.impl.ref"] * 2 + ["refpkg.impl.Ref"] * 2
+
+
+def test_code_written_to_files_counts_as_submission_code(tmp_path):
+    blockers = W.Blockers(str(tmp_path))
+    assert blockers.is_submission_file("<cell 3>") and blockers.is_submission_file("<string>")
+    assert blockers.is_submission_file(str(tmp_path / "helper.py"))
+    assert blockers.is_submission_file("/no/such/file.py")
+    assert not blockers.is_submission_file(W.__file__)
+    assert not blockers.is_submission_file("<frozen importlib._bootstrap>")
+
+
+def test_modules_imported_later_are_blocked_on_import(tmp_path):
+    (tmp_path / "lazyref").mkdir()
+    (tmp_path / "lazyref" / "__init__.py").write_text("from .impl import ref\n")
+    (tmp_path / "lazyref" / "impl.py").write_text("def ref(x):\n    return x + 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        blockers = W.Blockers(str(tmp_path / "work"))
+        assert blockers.install(["lazyref.impl:ref"]) == []
+        assert "lazyref" not in sys.modules   # nothing imported yet
+        ns = {}
+        with pytest.raises(W.ReferenceUsedError):
+            _cell("import lazyref\nlazyref.ref(1)", ns)   # the package's re-export is the wrapper
+        with pytest.raises(W.ReferenceUsedError):
+            _cell("from lazyref.impl import ref\nref(1)", ns)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_BlockOnImport"]
+        for name in ("lazyref", "lazyref.impl"):
+            sys.modules.pop(name, None)

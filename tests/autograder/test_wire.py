@@ -1,0 +1,138 @@
+"""Framing and value encoding on both sides of the pipe (no worker process involved)."""
+import collections
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from autograder.runner import wire
+from autograder.runner import worker as W
+
+W._torch, W._numpy, W._torch_save, W._torch_load = torch, np, torch.save, torch.load
+
+
+def encode(value, strict=False):
+    return W.Encoder(W.Handles(), strict)(value)
+
+
+def roundtrip(value):
+    """worker encodes -> torch.save -> parent loads with weights_only=True."""
+    channel = W.Channel(-1, -1)
+    return wire.load(channel.encode_torch(encode(value)))
+
+
+def test_frames_cross_a_pipe_both_ways():
+    r, w = os.pipe()
+    payload = wire.dump_torch({"op": "call", "args": [torch.arange(5)], "kwargs": {"x": (1, "a")}})
+    wire.write_frame(w, payload)
+    msg = W.Channel(r, -1).read()
+    assert msg["kwargs"] == {"x": (1, "a")} and torch.equal(msg["args"][0], torch.arange(5))
+    wire.write_frame(w, wire.dump_json({"kind": "ready"}))
+    assert W.Channel(r, -1).read() == {"kind": "ready"}
+    os.close(w)
+    with pytest.raises(wire.FrameEOF):
+        wire.read_frame(r, None)
+    os.close(r)
+
+
+def test_frame_limit_and_timeout():
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    with pytest.raises(wire.FrameTimeout):
+        wire.read_frame(r, deadline=0)
+    os.write(w, wire.HEADER.pack(1 << 40))
+    with pytest.raises(wire.FrameTooLarge):
+        wire.read_frame(r, None)
+    os.close(r)
+    os.close(w)
+
+
+def test_plain_values_cross_as_plain_types():
+    Pair = collections.namedtuple("Pair", "a b")
+    value = {"t": torch.nn.Parameter(torch.ones(2)), "od": collections.OrderedDict(k=1),
+             "nt": Pair(1, 2.5), "np": np.arange(3), "scalar": np.float32(1.5), "size": torch.Size([2]),
+             "dtype": torch.float16, "nested": [(None, True, "s", b"b", 1 + 2j)]}
+    out = roundtrip(value)
+    assert type(out["t"]) is torch.Tensor and not out["t"].requires_grad
+    assert type(out["od"]) is dict and type(out["nt"]) is tuple and out["nt"] == (1, 2.5)
+    assert torch.equal(out["np"], torch.arange(3)) and out["scalar"] == 1.5
+    assert out["dtype"] is torch.float16 and out["nested"] == [(None, True, "s", b"b", 1 + 2j)]
+
+
+def test_views_are_cloned_not_their_whole_storage():
+    big = torch.zeros(1_000_000)
+    payload = W.Channel(-1, -1).encode_torch(encode(big[:3]))
+    assert len(payload) < 10_000
+
+
+def test_tensor_subclass_is_refused():
+    class Sneaky(torch.Tensor):
+        pass
+
+    with pytest.raises(W.NotTransferable, match="tensor subclass .*plain torch.Tensor"):
+        encode(torch.ones(2).as_subclass(Sneaky))
+
+
+def test_objects_stay_in_the_worker():
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+    class FakeTensor:
+        @property
+        def __class__(self):
+            return torch.Tensor
+
+    handles = W.Handles()
+    out = W.Encoder(handles, False)([AlwaysEqual(), FakeTensor(), {"__remote__": 1}, torch.nn.Linear(1, 1)])
+    assert [o["__remote__"] for o in out] == [1, 2, 3, 4]
+    assert out[3]["type"] == "torch.nn.modules.linear.Linear" and out[3]["callable"]
+    with pytest.raises(W.NotTransferable, match="not plain data"):
+        W.Encoder(handles, True)(AlwaysEqual())
+
+
+def test_int_and_str_subclasses_become_exact():
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+
+    class Text(str):
+        pass
+
+    out = encode([Liar(3), Text("x")])
+    assert type(out[0]) is int and out[0] == 3 and type(out[1]) is str
+
+
+def test_self_containing_list_is_an_error():
+    loop = []
+    loop.append(loop)
+    with pytest.raises(W.NotTransferable, match="nested too deeply"):
+        encode(loop)
+
+
+def test_parent_side_decode_makes_remotes():
+    made = []
+    out = wire.decode({"a": [{"__remote__": 7, "type": "X"}], "b": (1,)}, lambda info: made.append(info) or "R")
+    assert out == {"a": ["R"], "b": (1,)} and made[0]["__remote__"] == 7
+
+
+def test_parent_side_encode_rejects_unknown_objects():
+    with pytest.raises(TypeError, match="cannot send a object"):
+        wire.encode(object())
+    assert wire.encode({"x": torch.ones(1, requires_grad=True)})["x"].requires_grad is False
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("%matplotlib inline\nx = 1", "pass  # %matplotlib inline\nx = 1"),
+        ("!pip install foo", "pass  # !pip install foo"),
+        ("%%time\ny = 2", "pass  # %%time\ny = 2"),
+        ("if x:\n    !ls", "if x:\n    pass  # !ls"),
+        ("a = (b\n     % c)", "a = (b\n     % c)"),
+        ("x = 1 != 2\n!= 3", "x = 1 != 2\n!= 3"),
+    ],
+)
+def test_magics_are_commented_out(source, expected):
+    assert W.strip_magics(source) == expected

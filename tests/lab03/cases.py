@@ -1,0 +1,278 @@
+"""Mutants (realistic bugs) and correct variants of lab 03's graded cells.
+
+Each case rewrites one solution cell of ``solutions/03_transformer/transformer.ipynb``
+(found by its nbgrader ``grade_id``). A mutant is written as text replacements of the
+solution's source, so it breaks loudly (``MutantDrift``) if the solution changes under it.
+A variant replaces the whole cell with a differently written but correct implementation.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[2]
+SOLUTION = REPO / "solutions" / "03_transformer" / "transformer.ipynb"
+RELEASE = REPO / "labs" / "03_transformer" / "transformer.ipynb"
+
+
+class MutantDrift(AssertionError):
+    """A mutant's replacement text no longer occurs in the solution cell."""
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A bug in cell ``grade_id``: ``replace`` pairs applied to the solution's source.
+
+    ``parts``: hidden-test parts (file stems without ``test_``) that must lose points.
+    ``keywords``: one of them must appear (case-insensitive) in the failing tests' feedback.
+    """
+
+    name: str
+    grade_id: str
+    replace: tuple[tuple[str, str], ...]
+    parts: tuple[str, ...]
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A correct implementation of cell ``grade_id`` written differently."""
+
+    name: str
+    grade_id: str
+    source: str
+    notes: str = field(default="")
+
+
+SDPA, MASKS, MHA = "scaled_dot_product_attention", "masks", "multi_head_attention"
+POS, COUNT, KV = "sinusoidal_positions", "count_parameters", "kv_cache_step"
+
+MUTANTS = [
+    # --- 1. scaled dot-product attention
+    Mutant("sdpa_no_scale", SDPA, (("/ math.sqrt(d_k)", ""),), ("attention",), ("math.sqrt(d_k)", "not scaled")),
+    Mutant("sdpa_divide_by_dk", SDPA, (("/ math.sqrt(d_k)", "/ d_k"),), ("attention",), ("instead of √d_k",)),
+    Mutant("sdpa_softmax_over_queries", SDPA, (("torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=-2)"),),
+           ("attention",), ("dim=-1",)),
+    Mutant("sdpa_fill_minus_1e9", SDPA, (("torch.finfo(scores.dtype).min", "-1e9"),), ("mixed_precision",),
+           ("-1e9", "65504")),
+    Mutant("sdpa_neg_inf_gives_nan", SDPA,
+           (("torch.finfo(scores.dtype).min", 'float("-inf")'),
+            ("        weights = weights.masked_fill(~mask, 0.0)\n", "        pass\n")),
+           ("attention",), ("NaN",)),
+    Mutant("sdpa_fully_masked_row_uniform", SDPA,
+           (("        weights = weights.masked_fill(~mask, 0.0)\n", "        pass\n"),), ("attention",),
+           ("all masked", "all 0")),
+    Mutant("sdpa_inverted_mask", SDPA,
+           (("scores.masked_fill(~mask,", "scores.masked_fill(mask,"), ("weights.masked_fill(~mask,", "weights.masked_fill(mask,")),
+           ("attention",), ("ALLOWED", "masked positions", "leaks")),
+    # --- 2. masks
+    Mutant("causal_excludes_diagonal", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(-1)"),), ("masks",),
+           ("diagonal",)),
+    Mutant("causal_sees_one_ahead", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(1)"),), ("masks",),
+           ("off-by-one",)),
+    Mutant("causal_transposed", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).triu()"),), ("masks",),
+           ("transposed",)),
+    Mutant("combine_with_or", MASKS, (("causal[None, None, :, :] & key_padding", "causal[None, None, :, :] | key_padding"),),
+           ("masks",), ("OR",)),
+    Mutant("combine_pads_queries", MASKS, (("key_padding[:, None, None, :]", "key_padding[:, None, :, None]"),),
+           ("masks",), ("queries", "shape")),
+    # --- 3. multi-head attention
+    Mutant("mha_merge_without_transpose", MHA,
+           (("return x.transpose(1, 2).reshape(B, T, H * d_head)", "return x.reshape(B, T, H * d_head)"),),
+           ("multi_head_attention",), ("wrong order", "transpose(1, 2)")),
+    Mutant("mha_split_without_transpose", MHA,
+           (("return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)",
+             "return x.reshape(B, self.n_heads, T, self.d_head)"),),
+           ("multi_head_attention",), ("mixes time steps and heads",)),
+    Mutant("mha_missing_out_proj", MHA, (("return self.out_proj(self.merge_heads(out))", "return self.merge_heads(out)"),),
+           ("multi_head_attention",), ("out_proj",)),
+    Mutant("mha_kv_from_query", MHA,
+           (("self.k_proj(key)", "self.k_proj(query)"), ("self.v_proj(value)", "self.v_proj(query)")),
+           ("multi_head_attention",), ("query/key/value", "shape")),
+    # --- 4. sinusoidal positions
+    Mutant("positions_sin_cos_swapped", POS,
+           (("pe[:, 0::2] = torch.sin(angle)", "pe[:, 0::2] = torch.cos(angle)"),
+            ("pe[:, 1::2] = torch.cos(angle)", "pe[:, 1::2] = torch.sin(angle)")),
+           ("positions",), ("swapped",)),
+    Mutant("positions_column_exponent", POS,
+           (("    angle = position / 10000 ** (two_i / d)  # (T, d/2)\n",
+             "    j = torch.arange(d, dtype=torch.float64)\n    angle_all = position / 10000 ** (j / d)\n"),
+            ("pe[:, 0::2] = torch.sin(angle)", "pe[:, 0::2] = torch.sin(angle_all[:, 0::2])"),
+            ("pe[:, 1::2] = torch.cos(angle)", "pe[:, 1::2] = torch.cos(angle_all[:, 1::2])")),
+           ("positions",), ("column index",)),
+    Mutant("positions_halves_not_interleaved", POS,
+           (("    pe[:, 0::2] = torch.sin(angle)\n    pe[:, 1::2] = torch.cos(angle)\n",
+             "    pe = torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)\n"),),
+           ("positions",), ("interleaved",)),
+    Mutant("positions_float64", POS, (("return pe.float()", "return pe"),), ("positions",), ("float32",)),
+    # --- 5. parameter count
+    Mutant("count_without_biases", COUNT,
+           (("attention = 4 * d * d + 4 * d", "attention = 4 * d * d"),
+            ("mlp = (d * 4 * d + 4 * d) + (4 * d * d + d)", "mlp = (d * 4 * d) + (4 * d * d)")),
+           ("count_parameters",), ("biases",)),
+    Mutant("count_without_layernorms", COUNT,
+           (("layer_norms = 2 * (2 * d)", "layer_norms = 0"), ("final_norm = 2 * d", "final_norm = 0")),
+           ("count_parameters",), ("LayerNorms are missing",)),
+    Mutant("count_attention_4d2_only", COUNT, (("attention = 4 * d * d + 4 * d", "attention = 4 * d * d"),),
+           ("count_parameters",), ("4d² + 4d",)),
+    Mutant("count_untied_head", COUNT, (("embeddings = V * d + T * d", "embeddings = 2 * V * d + T * d"),),
+           ("count_parameters",), ("tied",)),
+    # --- 6. KV cache
+    Mutant("kv_cache_not_appended", KV,
+           (("cache_k = torch.cat([cache_k, k_new], dim=-2)", "cache_k = k_new"),
+            ("cache_v = torch.cat([cache_v, v_new], dim=-2)", "cache_v = v_new")),
+           ("kv_cache",), ("append",)),
+    Mutant("kv_cache_wrong_dim", KV,
+           (("torch.cat([cache_k, k_new], dim=-2)", "torch.cat([cache_k, k_new], dim=1)"),
+            ("torch.cat([cache_v, v_new], dim=-2)", "torch.cat([cache_v, v_new], dim=1)")),
+           ("kv_cache",), ("dim -2", "dim=-2")),
+    Mutant("kv_cache_new_first", KV,
+           (("torch.cat([cache_k, k_new], dim=-2)", "torch.cat([k_new, cache_k], dim=-2)"),
+            ("torch.cat([cache_v, v_new], dim=-2)", "torch.cat([v_new, cache_v], dim=-2)")),
+           ("kv_cache",), ("old entries first", "in order")),
+]
+
+VARIANTS = [
+    Variant("sdpa_einsum_where", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scale = q.shape[-1] ** -0.5
+    scores = torch.einsum("...qd,...kd->...qk", q, k) * scale
+    if mask is not None:
+        scores = torch.where(mask, scores, torch.full_like(scores, float("-inf")))
+    weights = torch.softmax(scores, dim=-1)
+    weights = torch.nan_to_num(weights, nan=0.0)
+    if mask is not None:
+        weights = torch.where(mask, weights, torch.zeros_like(weights))
+    return torch.einsum("...qk,...kd->...qd", weights, v), weights
+''', "einsum, -inf then nan_to_num"),
+    Variant("sdpa_manual_softmax", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = torch.matmul(q, k.transpose(-1, -2)) / (q.shape[-1] ** 0.5)
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), torch.finfo(scores.dtype).min)
+    e = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    if mask is not None:
+        e = e * mask
+    total = e.sum(dim=-1, keepdim=True)
+    weights = e / torch.where(total == 0, torch.ones_like(total), total)
+    return torch.matmul(weights, v), weights
+''', "hand-written stable softmax, multiply by the mask"),
+    Variant("masks_loops", MASKS, r'''
+def causal_mask(T):
+    m = torch.zeros(T, T, dtype=torch.bool)
+    for i in range(T):
+        for j in range(i + 1):
+            m[i, j] = True
+    return m
+
+
+def combine_masks(causal, key_padding):
+    B, T_k = key_padding.shape
+    T_q = causal.shape[0]
+    out = torch.zeros(B, 1, T_q, T_k, dtype=torch.bool)
+    for b in range(B):
+        out[b, 0] = torch.logical_and(causal, key_padding[b].unsqueeze(0).expand(T_q, T_k))
+    return out
+''', "explicit loops, logical_and"),
+    Variant("mha_unflatten_permute", MHA, r'''
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.d_model = n_heads, d_model
+        self.last_weights = None
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(self, name, nn.Linear(d_model, d_model))
+
+    def split_heads(self, x):
+        return x.unflatten(-1, (self.n_heads, -1)).permute(0, 2, 1, 3)
+
+    def merge_heads(self, x):
+        return x.permute(0, 2, 1, 3).flatten(-2)
+
+    def forward(self, query, key, value, mask=None):
+        heads = []
+        q, k, v = (self.split_heads(p(t)) for p, t in
+                   ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
+        outs, ws = [], []
+        for h in range(self.n_heads):  # one head at a time
+            m = None if mask is None else (mask if mask.dim() < 4 else mask[:, min(h, mask.shape[1] - 1)])
+            o, w = scaled_dot_product_attention(q[:, h], k[:, h], v[:, h], m)
+            outs.append(o)
+            ws.append(w)
+        self.last_weights = torch.stack(ws, 1).detach()
+        return self.out_proj(self.merge_heads(torch.stack(outs, 1)))
+''', "unflatten/permute, one head at a time"),
+    Variant("positions_python_loops", POS, r'''
+def sinusoidal_positions(T, d):
+    rows = []
+    for p in range(T):
+        row = []
+        for j in range(d):
+            i = j // 2
+            angle = p / math.pow(10000.0, 2 * i / d)
+            row.append(math.sin(angle) if j % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float32).reshape(T, d)
+''', "math.sin/cos in loops"),
+    Variant("positions_exp_log", POS, r'''
+def sinusoidal_positions(T, d):
+    pos = torch.arange(T).unsqueeze(1).float()
+    inv = torch.exp(torch.arange(0, d, 2).float() * (-math.log(10000.0) / d))
+    ang = pos * inv
+    return torch.stack([torch.sin(ang), torch.cos(ang)], dim=-1).reshape(T, d)
+''', "exp/log frequencies in float32, stack+reshape to interleave"),
+    Variant("count_by_components", COUNT, r'''
+def count_parameters(config):
+    d = config["n_embd"]
+    linear = lambda n_in, n_out: n_in * n_out + n_out
+    layernorm = 2 * d
+    block = 4 * linear(d, d) + linear(d, 4 * d) + linear(4 * d, d) + 2 * layernorm
+    return config["n_layer"] * block + (config["vocab_size"] + config["block_size"]) * d + layernorm
+''', "summed from layer sizes"),
+    Variant("kv_cache_preallocated", KV, r'''
+def kv_cache_step(q, k_new, v_new, cache_k=None, cache_v=None):
+    past = 0 if cache_k is None else cache_k.shape[-2]
+    B, H, _, d_h = k_new.shape
+    new_k = k_new.new_empty(B, H, past + 1, d_h)
+    new_v = v_new.new_empty(B, H, past + 1, v_new.shape[-1])
+    if past:
+        new_k[:, :, :past] = cache_k
+        new_v[:, :, :past] = cache_v
+    new_k[:, :, past:] = k_new
+    new_v[:, :, past:] = v_new
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, new_k) / math.sqrt(d_h)
+    out = torch.einsum("bhqk,bhkd->bhqd", scores.softmax(-1), new_v)
+    return out, new_k, new_v
+''', "preallocated caches, einsum and own softmax"),
+]
+
+
+def _cell(nb, grade_id: str):
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(f"no cell with grade_id {grade_id!r} in {SOLUTION}")
+
+
+def mutant_source(mutant: Mutant, nb=None) -> str:
+    """The mutated source of the mutant's cell."""
+    nb = nb or nbformat.read(SOLUTION, as_version=4)
+    source = _cell(nb, mutant.grade_id).source
+    for old, new in mutant.replace:
+        if old not in source:
+            raise MutantDrift(f"mutant {mutant.name}: {old!r} no longer occurs in cell {mutant.grade_id!r}")
+        source = source.replace(old, new)
+    return source
+
+
+def write_case(case: Mutant | Variant, dest: Path) -> Path:
+    """Write the solution notebook with the case's cell replaced to ``dest``; returns ``dest``."""
+    nb = copy.deepcopy(nbformat.read(SOLUTION, as_version=4))
+    source = mutant_source(case, nb) if isinstance(case, Mutant) else case.source.strip("\n")
+    _cell(nb, case.grade_id).source = source
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest)
+    return dest

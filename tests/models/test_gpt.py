@@ -1,0 +1,199 @@
+"""GPT: parameter formula, weight tying, KV cache, causality, training, fp16."""
+import inspect
+
+import pytest
+import torch
+
+from genlab.models import GPT, GPTConfig, count_parameters, parameter_breakdown
+from genlab.nn import scaled_dot_product_attention
+
+TINY = dict(vocab_size=23, block_size=12, n_layer=2, n_head=2, n_embd=16)
+
+
+def _tiny(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return GPT(**{**TINY, **overrides})
+
+
+def _real_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),
+        dict(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=8),
+        dict(vocab_size=103, block_size=32, n_layer=3, n_head=6, n_embd=48),
+        dict(vocab_size=7, block_size=100, n_layer=6, n_head=2, n_embd=20),
+        dict(vocab_size=500, block_size=16, n_layer=2, n_head=8, n_embd=64, dropout=0.1),
+        dict(vocab_size=2, block_size=1, n_layer=0, n_head=1, n_embd=4),
+    ],
+)
+def test_count_parameters_equals_the_real_module(cfg):
+    model = GPT(**cfg)
+    assert count_parameters(cfg) == _real_count(model)
+    assert count_parameters(GPTConfig(**cfg)) == _real_count(model)
+
+
+def test_count_parameters_from_a_partial_dict_uses_defaults():
+    assert count_parameters({"vocab_size": 50}) == _real_count(GPT(50))
+    with pytest.raises(ValueError, match="vocab_size"):
+        count_parameters({"n_layer": 2})
+
+
+def test_mlp_holds_about_two_thirds_of_a_block():
+    for d in (128, 768):
+        parts = parameter_breakdown(dict(vocab_size=100, n_layer=4, n_embd=d))
+        block = parts["attention"] + parts["mlp"] + parts["layernorm"] - 2 * d
+        assert abs(parts["mlp"] / block - 2 / 3) < 0.01
+        assert abs(parts["attention"] / block - 1 / 3) < 0.01
+
+
+def test_weights_are_tied_and_lm_head_has_no_bias():
+    model = _tiny()
+    assert model.lm_head.weight is model.wte.weight
+    assert model.lm_head.weight.data_ptr() == model.wte.weight.data_ptr()
+    assert model.lm_head.bias is None
+    with torch.no_grad():
+        model.wte.weight[3, 0] = 42.0
+    assert model.lm_head.weight[3, 0] == 42.0
+
+
+def test_forward_shapes_and_context_bound():
+    model = _tiny()
+    assert model(torch.randint(0, 23, (3, 12))).shape == (3, 12, 23)
+    with pytest.raises(ValueError, match="context size"):
+        model(torch.randint(0, 23, (1, 13)))
+
+
+def test_causal_invariance_of_logits():
+    model = _tiny().eval()
+    idx = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(0))
+    idx2 = idx.clone()
+    idx2[:, 7:] = (idx2[:, 7:] + 5) % 23
+    a, b = model(idx), model(idx2)
+    assert torch.equal(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+@pytest.mark.parametrize("attention", [None, scaled_dot_product_attention])
+def test_cached_generation_gives_the_uncached_logits(attention):
+    model = _tiny(attention=attention)
+    prompt = torch.randint(0, 23, (2, 3), generator=torch.Generator().manual_seed(0))
+    # 20 new tokens with block_size 12: the context fills up and then slides
+    cached, logits_c = model.generate(prompt, 20, generator=torch.Generator().manual_seed(1), return_logits=True)
+    plain, logits_u = model.generate(
+        prompt, 20, generator=torch.Generator().manual_seed(1), use_cache=False, return_logits=True
+    )
+    assert logits_c.shape == (2, 20, 23)
+    torch.testing.assert_close(logits_c, logits_u, atol=1e-5, rtol=1e-5)
+    assert torch.equal(cached, plain)
+    # and both equal the plain forward pass on the final sequence (last window)
+    full = model(plain[:, 3:15])  # positions 3..14 predict tokens 4..15 (steps 1..12)
+    torch.testing.assert_close(logits_u[:, 0:9], model(plain[:, :12])[:, 2:11], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits_u[:, 12], full[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_generation_is_deterministic_and_training_mode_is_restored():
+    model = _tiny(dropout=0.1)
+    model.train()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    a = model.generate(prompt, 10, temperature=0.0)
+    b = model.generate(prompt, 10, temperature=0.0, use_cache=False)
+    assert torch.equal(a, b) and a.shape == (1, 11)
+    assert model.training
+    s1 = model.generate(prompt, 10, top_k=5, top_p=0.9, generator=torch.Generator().manual_seed(3))
+    s2 = model.generate(prompt, 10, top_k=5, top_p=0.9, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s1, s2)
+
+
+def test_optimizer_decays_only_matrices():
+    model = _tiny()
+    opt = model.configure_optimizers()["optimizer"]
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decay["params"])
+    assert all(p.dim() == 1 for p in no_decay["params"])
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == _real_count(model)
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    model = _tiny(lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 23, (4, 12), generator=g)
+    y = torch.roll(x, -1, dims=1)
+    opt = model.configure_optimizers()["optimizer"]
+    first = model.loss(model(x), y).item()
+    for _ in range(30):
+        loss = model.loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.dtype == torch.float32
+    assert model.loss(model(x), y).item() < 0.7 * first
+
+
+def test_loss_is_float32_under_cpu_autocast_float16():
+    model = _tiny()
+    x = torch.randint(0, 23, (2, 12))
+    with torch.autocast("cpu", dtype=torch.float16):
+        logits = model(x)
+        loss = model.loss(logits, torch.roll(x, -1, 1))
+    assert logits.dtype == torch.float16 and loss.dtype == torch.float32
+    assert torch.isfinite(logits).all() and torch.isfinite(loss)
+
+
+def test_loss_is_float32_for_a_half_precision_model():
+    model = _tiny().half()
+    x = torch.randint(0, 23, (2, 12))
+    logits = model(x)
+    loss = model.loss(logits, torch.roll(x, -1, 1))
+    assert logits.dtype == torch.float16 and loss.dtype == torch.float32
+    assert torch.isfinite(loss)
+
+
+def test_linked_attributes_are_init_arguments_and_datamodule_attributes():
+    from genlab.data import CharTextDataModule
+
+    params = inspect.signature(GPT.__init__).parameters
+    dm = CharTextDataModule(block_size=16, batch_size=2)
+    for name in GPT.linked_from_data:
+        assert name in params and hasattr(dm, name)
+
+
+def test_save_figures_writes_samples_and_attention(tmp_path):
+    from genlab.data import CharTextDataModule
+
+    dm = CharTextDataModule(block_size=16, batch_size=2)
+    model = GPT(dm.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    written = model.save_figures(dm, tmp_path)
+    names = {p.name for p in written}
+    assert {"samples.txt", "attention.png"} <= names
+    text = (tmp_path / "samples.txt").read_text()
+    assert text.count("temperature") == 3
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_16_mixed_training_on_gpu_is_finite():
+    import lightning as L
+
+    torch.manual_seed(0)
+    model = GPT(**TINY)
+    x = torch.randint(0, 23, (64, 12))
+    data = torch.utils.data.DataLoader(list(zip(x, torch.roll(x, -1, 1), strict=True)), batch_size=8)
+    trainer = L.Trainer(
+        accelerator="gpu", devices=1, precision="16-mixed", max_steps=20,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    )
+    trainer.fit(model, data)
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    model.cuda()
+    xb = x[:4].cuda()
+    with torch.autocast("cuda", dtype=torch.float16):
+        logits = model(xb)
+        loss = model.loss(logits, torch.roll(xb, -1, 1))
+    assert logits.dtype == torch.float16 and loss.dtype == torch.float32
+    assert all(torch.isfinite(p).all() for p in model.parameters())
