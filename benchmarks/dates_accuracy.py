@@ -10,6 +10,12 @@ Prints a table and writes runs/bench/dates_accuracy.json.
 """
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP: idle threads sleep instead of spinning. On a machine shared with
+# other jobs, spinning threads make 2-thread training 10x slower; on an idle one it costs ~nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
 import platform

@@ -62,7 +62,7 @@ from .errors import SandboxError
 from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 
 HERE = Path(__file__).resolve().parent
-WORKER_FILES = ("worker.py", "jail.py")
+WORKER_FILES = ("worker.py", "worker_blockers.py", "worker_values.py", "jail.py")
 UID_BASE = 100_000
 UID_SLOTS = 50_000
 
@@ -220,14 +220,16 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _claim_uid() -> tuple[int | None, int | None]:
-    """A uid used by no other running worker (a lock file per uid, held while it runs)."""
+    """A uid used by no other running worker (a lock file per uid, held while it runs).
+
+    The lowest free slot is taken, so the lock files number as many as workers ever ran
+    at the same time."""
     if os.geteuid() != 0:
         return None, None
     lock_dir = Path(tempfile.gettempdir()) / "genlab-sandbox-uids"
     lock_dir.mkdir(mode=0o700, exist_ok=True)
-    start = os.getpid() % UID_SLOTS
     for i in range(UID_SLOTS):
-        uid = UID_BASE + (start + i) % UID_SLOTS
+        uid = UID_BASE + i
         fd = os.open(lock_dir / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -42,7 +42,7 @@ class Handles:
             raise NotTransferable("refers to an object that no longer exists in the worker") from None
 
 
-def _short_repr(obj, limit=200) -> str:
+def short_repr(obj, limit=200) -> str:
     try:
         text = repr(obj)
         if not isinstance(text, str):
@@ -68,7 +68,7 @@ class Encoder:
     def remote(self, obj):
         if self.strict:
             raise NotTransferable(f"returned a {_type_name(obj)}, which is not plain data")
-        return {REMOTE_KEY: self.handles.add(obj), "type": _type_name(obj), "repr": _short_repr(obj),
+        return {REMOTE_KEY: self.handles.add(obj), "type": _type_name(obj), "repr": short_repr(obj),
                 "callable": callable(obj)}
 
     def __call__(self, x, depth=0):

@@ -11,6 +11,7 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def build_cli(model: str, args: list[str], run: bool = True):
     read from the instantiated datamodule and passed to the model, so a config never
     repeats what the data already knows.
     """
+    # Lightning 2.6 still calls jsonargparse APIs that print deprecation notices on every run.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     from lightning.pytorch.cli import LightningCLI
 
     registry = _registry()

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from autograder.runner import worker as W
+from autograder.runner import worker_blockers as B
 
 
 def _cell(source: str, namespace: dict) -> None:
@@ -29,18 +29,18 @@ def package(tmp_path):
 
 
 def test_submission_calls_are_refused_library_calls_pass(package, tmp_path):
-    blockers = W.Blockers(str(tmp_path))
+    blockers = B.Blockers(str(tmp_path))
     warnings = blockers.install(["refpkg.impl:ref", "refpkg.impl:Ref", "refpkg.impl:nothing"])
     assert warnings == ["could not block refpkg.impl:nothing: AttributeError: nothing"]
     assert package.ref is package.impl.ref  # the re-export was replaced as well
     ns = {"refpkg": package}
-    with pytest.raises(W.ReferenceUsedError, match="refpkg.impl.ref; write your own"):
+    with pytest.raises(B.ReferenceUsedError, match="refpkg.impl.ref; write your own"):
         _cell("refpkg.ref(1)", ns)
-    with pytest.raises(W.ReferenceUsedError):
+    with pytest.raises(B.ReferenceUsedError):
         _cell("from refpkg import ref as r\nr(1)", ns)
-    with pytest.raises(W.ReferenceUsedError):
+    with pytest.raises(B.ReferenceUsedError):
         _cell("refpkg.Ref(3)", ns)
-    with pytest.raises(W.ReferenceUsedError):
+    with pytest.raises(B.ReferenceUsedError):
         _cell("class Mine(refpkg.Ref):\n    def __init__(self):\n        super().__init__(1)\nMine()", ns)
     _cell("out = refpkg.impl.library_user(1)", ns)   # library code calling the reference: fine
     assert ns["out"] == 20
@@ -49,11 +49,11 @@ def test_submission_calls_are_refused_library_calls_pass(package, tmp_path):
 
 
 def test_code_written_to_files_counts_as_submission_code(tmp_path):
-    blockers = W.Blockers(str(tmp_path))
+    blockers = B.Blockers(str(tmp_path))
     assert blockers.is_submission_file("<cell 3>") and blockers.is_submission_file("<string>")
     assert blockers.is_submission_file(str(tmp_path / "helper.py"))
     assert blockers.is_submission_file("/no/such/file.py")
-    assert not blockers.is_submission_file(W.__file__)
+    assert not blockers.is_submission_file(B.__file__)
     assert not blockers.is_submission_file("<frozen importlib._bootstrap>")
 
 
@@ -63,13 +63,13 @@ def test_modules_imported_later_are_blocked_on_import(tmp_path):
     (tmp_path / "lazyref" / "impl.py").write_text("def ref(x):\n    return x + 1\n")
     sys.path.insert(0, str(tmp_path))
     try:
-        blockers = W.Blockers(str(tmp_path / "work"))
+        blockers = B.Blockers(str(tmp_path / "work"))
         assert blockers.install(["lazyref.impl:ref"]) == []
         assert "lazyref" not in sys.modules   # nothing imported yet
         ns = {}
-        with pytest.raises(W.ReferenceUsedError):
+        with pytest.raises(B.ReferenceUsedError):
             _cell("import lazyref\nlazyref.ref(1)", ns)   # the package's re-export is the wrapper
-        with pytest.raises(W.ReferenceUsedError):
+        with pytest.raises(B.ReferenceUsedError):
             _cell("from lazyref.impl import ref\nref(1)", ns)
     finally:
         sys.path.remove(str(tmp_path))

@@ -8,12 +8,14 @@ import torch
 
 from autograder.runner import wire
 from autograder.runner import worker as W
+from autograder.runner import worker_values as V
 
+V.bind(torch, np)
 W._torch, W._numpy, W._torch_save, W._torch_load = torch, np, torch.save, torch.load
 
 
 def encode(value, strict=False):
-    return W.Encoder(W.Handles(), strict)(value)
+    return V.Encoder(V.Handles(), strict)(value)
 
 
 def roundtrip(value):
@@ -70,7 +72,7 @@ def test_tensor_subclass_is_refused():
     class Sneaky(torch.Tensor):
         pass
 
-    with pytest.raises(W.NotTransferable, match="tensor subclass .*plain torch.Tensor"):
+    with pytest.raises(V.NotTransferable, match="tensor subclass .*plain torch.Tensor"):
         encode(torch.ones(2).as_subclass(Sneaky))
 
 
@@ -84,12 +86,12 @@ def test_objects_stay_in_the_worker():
         def __class__(self):
             return torch.Tensor
 
-    handles = W.Handles()
-    out = W.Encoder(handles, False)([AlwaysEqual(), FakeTensor(), {"__remote__": 1}, torch.nn.Linear(1, 1)])
+    handles = V.Handles()
+    out = V.Encoder(handles, False)([AlwaysEqual(), FakeTensor(), {"__remote__": 1}, torch.nn.Linear(1, 1)])
     assert [o["__remote__"] for o in out] == [1, 2, 3, 4]
     assert out[3]["type"] == "torch.nn.modules.linear.Linear" and out[3]["callable"]
-    with pytest.raises(W.NotTransferable, match="not plain data"):
-        W.Encoder(handles, True)(AlwaysEqual())
+    with pytest.raises(V.NotTransferable, match="not plain data"):
+        V.Encoder(handles, True)(AlwaysEqual())
 
 
 def test_int_and_str_subclasses_become_exact():
@@ -107,7 +109,7 @@ def test_int_and_str_subclasses_become_exact():
 def test_self_containing_list_is_an_error():
     loop = []
     loop.append(loop)
-    with pytest.raises(W.NotTransferable, match="nested too deeply"):
+    with pytest.raises(V.NotTransferable, match="nested too deeply"):
         encode(loop)
 
 
