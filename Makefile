@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # Notebook kernels run `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made
+# training ~13x slower (benchmarks/README.md).
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: demo test labs bench lint clean
 

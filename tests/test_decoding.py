@@ -6,15 +6,6 @@ from torch.distributions import Categorical
 from genlab.decoding import apply_temperature, greedy, sample_next, top_k_filter, top_p_filter
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waits on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _logits(B=4, V=12, seed=0):
     return torch.randn(B, V, generator=torch.Generator().manual_seed(seed)) * 2
 

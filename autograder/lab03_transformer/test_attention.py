@@ -3,19 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import student_call
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "scaled_dot_product_attention"
 
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(str(exc)) from None
 
 
 def _pair(result):
@@ -43,7 +35,7 @@ def test_shapes_and_dtype(submission):
     sdpa = submission.function(NAME)
     for lead, (T_q, T_k, d_k, d_v) in (((2, 3), (5, 7, 8, 6)), ((4,), (3, 3, 16, 16)), ((1, 1), (1, 4, 2, 5))):
         q, k, v = _qkv(0, lead, T_q, T_k, d_k, d_v)
-        out, w = _pair(_call(sdpa, q, k, v))
+        out, w = _pair(student_call(sdpa, q, k, v))
         want_out, want_w = (*lead, T_q, d_v), (*lead, T_q, T_k)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want_out:
             raise AssertionError(f"for q {(*lead, T_q, d_k)}, k {(*lead, T_k, d_k)}, v {(*lead, T_k, d_v)} the output "
@@ -61,7 +53,7 @@ def test_matches_formula_without_mask(submission):
     sdpa = submission.function(NAME)
     for seed, d_k in ((1, 4), (2, 64), (3, 25)):
         q, k, v = _qkv(seed, (2, 2), 6, 9, d_k, 5)
-        out, w = _pair(_call(sdpa, q, k, v))
+        out, w = _pair(student_call(sdpa, q, k, v))
         _fail_if(bugs.name_attention_bug(out, w, q, k, v), f"without a mask (d_k={d_k})")
 
 
@@ -71,7 +63,7 @@ def test_scale_is_one_over_sqrt_dk(submission):
     sdpa = submission.function(NAME)
     for seed, d_k in ((4, 9), (5, 100)):
         q, k, v = _qkv(seed, (3,), 4, 6, d_k, 3, scale=0.7)
-        out, w = _pair(_call(sdpa, q, k, v))
+        out, w = _pair(student_call(sdpa, q, k, v))
         if isinstance(out, torch.Tensor) and isinstance(w, torch.Tensor):
             for scale in ("none", "dk"):
                 if bugs.close(out, bugs.attention_formula(q, k, v, scale=scale)[0], 1e-4):
@@ -84,7 +76,7 @@ def test_softmax_over_keys(submission):
     """Each query's weights sum to 1 over the keys (T_q != T_k, so the wrong axis shows)."""
     sdpa = submission.function(NAME)
     q, k, v = _qkv(6, (2,), 3, 8, 16, 4)
-    out, w = _pair(_call(sdpa, q, k, v))
+    out, w = _pair(student_call(sdpa, q, k, v))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 3, 8):
         raise AssertionError(f"weights should have shape (B, T_q, T_k), got {bugs.describe(w)}.")
     sums = w.double().sum(-1)
@@ -112,7 +104,7 @@ def test_matches_torch_with_mask(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(7, (2, 3), 5, 6, 8, 4)
     mask = _mask(8, (2, 3, 5, 6))
-    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
     _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a mask")
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     err = (out - want).abs().max().item()
@@ -128,7 +120,7 @@ def test_masks_broadcast(submission):
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     pad = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]
     for mask, what in ((causal, "a (T_q, T_k) causal mask"), (pad, "a (B, 1, 1, T_k) padding mask")):
-        result = _call(sdpa, q, k, v, mask=mask)
+        result = student_call(sdpa, q, k, v, mask=mask)
         out, w = _pair(result)
         _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"with {what}")
 
@@ -139,7 +131,7 @@ def test_masked_weights_are_exactly_zero(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(10, (2,), 7, 7, 16, 4, scale=3.0)
     mask = torch.ones(7, 7, dtype=torch.bool).tril()
-    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 7, 7):
         raise AssertionError(f"weights should have shape (2, 7, 7), got {bugs.describe(w)}.")
     leaked = w.masked_select(~mask.expand_as(w))
@@ -157,7 +149,7 @@ def test_fully_masked_row_is_zero_not_nan(submission):
     mask = torch.ones(2, 4, 5, dtype=torch.bool)
     mask[0, 1] = False
     mask[1, 3] = False
-    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
     for name, t in (("output", out), ("weights", w)):
         if not isinstance(t, torch.Tensor):
             raise AssertionError(f"{name} should be a tensor, got {bugs.describe(t)}.")
@@ -179,11 +171,11 @@ def test_causal_invariance(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(12, (2, 2), 8, 8, 8, 8)
     causal = torch.ones(8, 8, dtype=torch.bool).tril()
-    out1, _ = _pair(_call(sdpa, q, k, v, mask=causal))
+    out1, _ = _pair(student_call(sdpa, q, k, v, mask=causal))
     k2, v2 = k.clone(), v.clone()
     k2[..., 5:, :] = 100 * torch.randn_like(k2[..., 5:, :])
     v2[..., 5:, :] = -7.0
-    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=causal))
+    out2, _ = _pair(student_call(sdpa, q, k2, v2, mask=causal))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
         raise AssertionError(f"output should be a tensor of shape (2, 2, 8, 8), got {bugs.describe(out1)}.")
     if not torch.equal(out1[..., :5, :], out2[..., :5, :]):
@@ -200,11 +192,11 @@ def test_padding_invariance(submission):
     q, k, v = _qkv(13, (3,), 4, 6, 8, 5)
     lengths = torch.tensor([6, 4, 1])
     pad = (torch.arange(6)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T_k)
-    out1, _ = _pair(_call(sdpa, q, k, v, mask=pad))
+    out1, _ = _pair(student_call(sdpa, q, k, v, mask=pad))
     k2, v2 = k.clone(), v.clone()
     k2[~pad[:, 0]] = 50.0
     v2[~pad[:, 0]] = 1e4
-    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=pad))
+    out2, _ = _pair(student_call(sdpa, q, k2, v2, mask=pad))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
         raise AssertionError(f"output should be a tensor of shape (3, 4, 5), got {bugs.describe(out1)}.")
     if not torch.allclose(out1, out2, atol=1e-6, rtol=0):

@@ -3,19 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import student_call
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "kv_cache_step"
 
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(str(exc)) from None
 
 
 def _triple(result):
@@ -34,7 +26,7 @@ def _decode(fn, q, k, v):
     steps, cache_k, cache_v = [], None, None
     for t in range(q.shape[-2]):
         try:
-            result = _call(fn, q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
+            result = student_call(fn, q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
         except AssertionError as exc:
             if t == 0:
                 raise
@@ -51,7 +43,7 @@ def test_first_step(submission):
     """With no cache: caches are the new key/value, and the output is v_new (one key gets weight 1)."""
     fn = submission.function(NAME)
     q, k, v = _qkv(0, 2, 3, 1, 8)
-    out, cache_k, cache_v = _triple(_call(fn, q, k, v, None, None))
+    out, cache_k, cache_v = _triple(student_call(fn, q, k, v, None, None))
     hint = bugs.name_kv_cache_bug(0, out, cache_k, cache_v, v, k, v)
     if hint is not None:
         raise AssertionError(f"first step (cache_k=cache_v=None): {hint}")

@@ -2,17 +2,8 @@
 import pytest
 import torch
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import student_call
 from genlab.checks import lab03_bugs as bugs
-
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(str(exc)) from None
 
 
 def _fail_if(hint):
@@ -24,7 +15,7 @@ def _fail_if(hint):
 def test_causal_mask_shape_and_dtype(submission):
     """causal_mask(T) is a (T, T) bool tensor."""
     causal_mask = submission.function("causal_mask")
-    got = _call(causal_mask, 6)
+    got = student_call(causal_mask, 6)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (6, 6):
         raise AssertionError(f"causal_mask(6) should return a (6, 6) tensor, got {bugs.describe(got)}.")
     if got.dtype != torch.bool:
@@ -36,7 +27,7 @@ def test_causal_mask_values(submission):
     """True exactly where key j <= query i, for several lengths."""
     causal_mask = submission.function("causal_mask")
     for T in (1, 2, 5, 16):
-        _fail_if(bugs.name_causal_mask_bug(_call(causal_mask, T), T))
+        _fail_if(bugs.name_causal_mask_bug(student_call(causal_mask, T), T))
 
 
 @pytest.mark.points(1)
@@ -45,7 +36,7 @@ def test_combine_masks_shape(submission):
     combine_masks = submission.function("combine_masks")
     causal = torch.ones(4, 4, dtype=torch.bool).tril()
     pad = torch.tensor([[True, True, True, False], [True, True, False, False], [True] * 4])
-    got = _call(combine_masks, causal, pad)
+    got = student_call(combine_masks, causal, pad)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (3, 1, 4, 4):
         raise AssertionError(f"combine_masks should return shape (B, 1, T_q, T_k) = (3, 1, 4, 4), got "
                              f"{bugs.describe(got)}. The size-1 axis broadcasts over the heads.")
@@ -62,9 +53,9 @@ def test_combine_masks_values(submission):
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     lengths = torch.tensor([7, 5, 2, 1])
     pad = torch.arange(T)[None, :] < lengths[:, None]
-    _fail_if(bugs.name_combine_masks_bug(_call(combine_masks, causal, pad), causal, pad))
+    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, pad), causal, pad))
     random_pad = torch.rand(3, T, generator=g) > 0.5
-    _fail_if(bugs.name_combine_masks_bug(_call(combine_masks, causal, random_pad), causal, random_pad))
+    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, random_pad), causal, random_pad))
 
 
 @pytest.mark.points(2)
@@ -73,4 +64,4 @@ def test_combine_masks_rectangular(submission):
     combine_masks = submission.function("combine_masks")
     causal = torch.ones(5, 5, dtype=torch.bool).tril()[3:]  # last two queries over 5 keys
     pad = torch.tensor([[True] * 5, [True, True, True, True, False]])
-    _fail_if(bugs.name_combine_masks_bug(_call(combine_masks, causal, pad), causal, pad))
+    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, pad), causal, pad))

@@ -5,19 +5,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import student_call
 from genlab.checks import lab03_bugs as bugs
 
 OVERFLOW_HINT = (" In float16 the most negative number is -65504, so a literal like -1e9 cannot be stored: fill masked "
                  "scores with torch.finfo(scores.dtype).min, which is right for every dtype.")
 
 
-def _call(fn, *args, **kwargs):
+def _call_fp16(fn, *args, **kwargs):
+    """``student_call`` that adds the float16 overflow hint to what the student's code raised."""
     try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
+        return student_call(fn, *args, **kwargs)
+    except AssertionError as exc:
         hint = OVERFLOW_HINT if "overflow" in str(exc) or "Half" in str(exc) else ""
         raise AssertionError(f"on float16 inputs: {exc}.{hint}") from None
 
@@ -49,7 +48,7 @@ def test_half_inputs_with_mask(submission):
     """float16 tensors with a causal + padding mask: no overflow error, finite, float16 output."""
     sdpa = submission.function("scaled_dot_product_attention")
     q, k, v, mask = _inputs(0)
-    result = _call(sdpa, q.half(), k.half(), v.half(), mask)
+    result = _call_fp16(sdpa, q.half(), k.half(), v.half(), mask)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise AssertionError(f"expected (output, weights), got {bugs.describe(result)}.")
     out, w = result
@@ -66,7 +65,7 @@ def test_half_fully_masked_row(submission):
     q, k, v, mask = _inputs(1)
     mask = mask.expand(2, 2, 6, 6).clone()
     mask[1, 0, 2] = False
-    out, w = _call(sdpa, q.half(), k.half(), v.half(), mask)
+    out, w = _call_fp16(sdpa, q.half(), k.half(), v.half(), mask)
     if torch.isnan(out).any() or torch.isnan(w).any():
         raise AssertionError("float16: a query whose keys are all masked gave NaN; its weights and output must be 0.")
     if w[1, 0, 2].abs().max() != 0:

@@ -3,20 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import SubmissionError, student_call
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "MultiHeadAttention"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(str(exc)) from None
 
 
 def _torch_mha(d, H, seed):
@@ -37,7 +29,7 @@ def _torch_mha(d, H, seed):
 
 def _loaded(submission, d, H, state):
     cls = submission.function(NAME)
-    mha = _call(cls, d, H)
+    mha = student_call(cls, d, H)
     try:
         mha.load_state_dict(state, strict=False)
     except SubmissionError as exc:
@@ -54,7 +46,7 @@ def _loaded(submission, d, H, state):
 def test_projections(submission):
     """q_proj, k_proj, v_proj, out_proj are Linear(d_model, d_model) layers with biases."""
     cls = submission.function(NAME)
-    mha = _call(cls, 12, 3)
+    mha = student_call(cls, 12, 3)
     _, state = _torch_mha(12, 3, 0)
     try:
         mha.load_state_dict(state, strict=True)
@@ -71,9 +63,9 @@ def test_projections(submission):
 def test_split_heads(submission):
     """(B, T, d) -> (B, H, T, d_h) with head h holding features [h*d_h:(h+1)*d_h]."""
     cls = submission.function(NAME)
-    mha = _call(cls, 12, 3)
+    mha = student_call(cls, 12, 3)
     x = torch.arange(2 * 5 * 12, dtype=torch.float32).reshape(2, 5, 12)
-    heads = _call(mha.split_heads, x)
+    heads = student_call(mha.split_heads, x)
     if not isinstance(heads, torch.Tensor) or tuple(heads.shape) != (2, 3, 5, 4):
         raise AssertionError(f"split_heads should map (B, T, d_model) = (2, 5, 12) to (B, H, T, d_head) = (2, 3, 5, 4), "
                              f"got {bugs.describe(heads)}.")
@@ -90,9 +82,9 @@ def test_split_heads(submission):
 def test_merge_heads(submission):
     """(B, H, T, d_h) -> (B, T, d), the inverse of split_heads."""
     cls = submission.function(NAME)
-    mha = _call(cls, 12, 3)
+    mha = student_call(cls, 12, 3)
     heads = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
-    merged = _call(mha.merge_heads, heads)
+    merged = student_call(mha.merge_heads, heads)
     if not isinstance(merged, torch.Tensor) or tuple(merged.shape) != (2, 5, 12):
         raise AssertionError(f"merge_heads should map (2, 3, 5, 4) (B, H, T, d_head) to (2, 5, 12), got "
                              f"{bugs.describe(merged)}.")
@@ -113,7 +105,7 @@ def test_self_attention_matches_torch(submission):
     mha = _loaded(submission, d, H, state)
     x = torch.randn(3, 6, d, generator=torch.Generator().manual_seed(2))
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
-    got = _call(mha, x, x, x, mask=causal)
+    got = student_call(mha, x, x, x, mask=causal)
     hint = bugs.name_mha_bug(got, state, H, x, x, x, causal)
     if hint is not None:
         raise AssertionError(f"causal self-attention: {hint}")
@@ -135,7 +127,7 @@ def test_cross_attention_matches_torch(submission):
     pad = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
     mask = pad[:, None, None, :]
     try:
-        got = _call(mha, y, memory, memory, mask=mask)
+        got = student_call(mha, y, memory, memory, mask=mask)
     except AssertionError as exc:
         raise AssertionError(f"cross-attention (query length 3, key/value length 7): {exc}. Keys and values come from "
                              "`key` and `value` (the encoder's output), whose length may differ from the query's; "
@@ -158,7 +150,7 @@ def test_head_layout_for_other_head_counts(submission):
         ref, state = _torch_mha(d, H, 10 + H)
         mha = _loaded(submission, d, H, state)
         x, kx, vx = (torch.randn(2, 5, d, generator=g) for _ in range(3))
-        got = _call(mha, x, kx, vx)
+        got = student_call(mha, x, kx, vx)
         hint = bugs.name_mha_bug(got, state, H, x, kx, vx)
         if hint is not None:
             raise AssertionError(f"with d_model={d}, n_heads={H} and different query/key/value inputs: {hint}")

@@ -2,19 +2,11 @@
 import pytest
 import torch
 
-from autograder.runner.errors import SubmissionError
+from autograder.runner.errors import student_call
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "sinusoidal_positions"
 
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(str(exc)) from None
 
 
 @pytest.mark.points(2)
@@ -22,7 +14,7 @@ def test_shape_and_dtype(submission):
     """(T, d) float32 for several sizes."""
     fn = submission.function(NAME)
     for T, d in ((3, 4), (20, 16)):
-        got = _call(fn, T, d)
+        got = student_call(fn, T, d)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (T, d):
             raise AssertionError(f"sinusoidal_positions({T}, {d}) should return shape ({T}, {d}) (positions x features), "
                                  f"got {bugs.describe(got)}.")
@@ -33,7 +25,7 @@ def test_shape_and_dtype(submission):
 @pytest.mark.points(1)
 def test_position_zero(submission):
     """Row 0 is [sin 0, cos 0, ...] = [0, 1, 0, 1, ...]."""
-    got = _call(submission.function(NAME), 4, 10)
+    got = student_call(submission.function(NAME), 4, 10)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (4, 10):
         raise AssertionError(f"sinusoidal_positions(4, 10) should have shape (4, 10), got {bugs.describe(got)}.")
     want = torch.tensor([0.0, 1.0] * 5)
@@ -49,6 +41,6 @@ def test_values_match_formula(submission):
     """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...), against float64."""
     fn = submission.function(NAME)
     for T, d in ((1, 2), (16, 8), (100, 64), (7, 512), (50, 6)):
-        hint = bugs.name_sinusoid_bug(_call(fn, T, d), T, d)
+        hint = bugs.name_sinusoid_bug(student_call(fn, T, d), T, d)
         if hint is not None:
             raise AssertionError(f"sinusoidal_positions(T={T}, d={d}): {hint}")

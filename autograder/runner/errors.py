@@ -73,3 +73,19 @@ def reference_message(reference: str) -> str:
         f"You called {owner}'s reference implementation `{reference}`; "
         "write your own implementation."
     )
+
+
+def student_call(fn, *args, **kwargs):
+    """Call submission code from a hidden test; what the student's code raised becomes an
+    ``AssertionError`` with the same student-facing message.
+
+    A test can then catch it to add context ("at step 3, ...") exactly as it does for its
+    own checks. Crashes, timeouts and calls of a blocked reference (the subclasses of
+    ``SubmissionError``) propagate unchanged: a test must not be able to swallow them.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        raise AssertionError(str(exc)) from None

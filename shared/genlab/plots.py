@@ -24,14 +24,19 @@ def _as_2d(weights, name: str = "weights"):
     return w.numpy()
 
 
-def _draw(ax: Axes, w, x_labels, y_labels, title) -> None:
+def _label(token) -> str:
+    """A tick label: escapes shown (newline as \\n), a space as the open-box sign."""
+    return "\u2423" if token == " " else repr(str(token))[1:-1]
+
+
+def _draw(ax: Axes, w, x_labels, y_labels, title, xlabel="key (attended to)", ylabel="query") -> None:
     image = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-8), aspect="auto")
     if x_labels is not None:
-        ax.set_xticks(range(len(x_labels)), [repr(t)[1:-1] for t in x_labels], rotation=90, fontsize=7)
+        ax.set_xticks(range(len(x_labels)), [_label(t) for t in x_labels], rotation=90, fontsize=7)
     if y_labels is not None:
-        ax.set_yticks(range(len(y_labels)), [repr(t)[1:-1] for t in y_labels], fontsize=7)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query")
+        ax.set_yticks(range(len(y_labels)), [_label(t) for t in y_labels], fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -43,11 +48,13 @@ def attention_heatmap(
     y_labels: Sequence[str] | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    xlabel: str = "key (attended to)",
+    ylabel: str = "query",
 ) -> Figure:
     """Heatmap of one attention matrix ``weights (T_q, T_k)``; rows are queries.
 
-    x_labels label the keys (``T_k``), y_labels the queries (``T_q``). Draws on ``ax`` if
-    given, else on a new figure. Returns the figure.
+    x_labels label the keys (``T_k``), y_labels the queries (``T_q``); xlabel/ylabel name
+    the axes. Draws on ``ax`` if given, else on a new figure. Returns the figure.
     """
     w = _as_2d(weights)
     for labels, n, axis in ((x_labels, w.shape[1], "x_labels (keys)"), (y_labels, w.shape[0], "y_labels (queries)")):
@@ -57,7 +64,7 @@ def attention_heatmap(
         size = max(4.0, 0.22 * max(w.shape) + 1.5)
         fig = Figure(figsize=(size, size))
         ax = fig.add_subplot()
-    _draw(ax, w, x_labels, y_labels, title)
+    _draw(ax, w, x_labels, y_labels, title, xlabel, ylabel)
     return ax.figure
 
 
@@ -70,7 +77,7 @@ def attention_heads_grid(weights, tokens: Sequence[str] | None = None, ncols: in
     if w.dim() != 3:
         raise ValueError(f"attention_heads_grid: weights must have shape (H, T_q, T_k), got {tuple(w.shape)}.")
     H = w.shape[0]
-    ncols = ncols or min(H, 4)
+    ncols = ncols or math.ceil(math.sqrt(H))
     nrows = math.ceil(H / ncols)
     cell = max(3.0, 0.16 * max(w.shape[1:]) + 1.0)
     fig = Figure(figsize=(cell * ncols, cell * nrows), layout="constrained")

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from genlab.data import PairBatch, collate_pairs
 
 

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+
 from genlab.data import DATE_FORMATS, DatesDataModule, PairBatch, format_date
 from genlab.data.dates import FIRST_DATE, LAST_DATE, ordinal
 

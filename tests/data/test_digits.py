@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+
 from genlab.data import DataUnavailableError, DigitsDataModule
 
 

@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 import torch
+
 from genlab.data import (
     DataFormatError,
     DataUnavailableError,

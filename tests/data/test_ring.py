@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from genlab.data import RingDataModule
 
 

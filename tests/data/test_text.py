@@ -5,6 +5,7 @@ import string
 import lightning as L
 import pytest
 import torch
+
 from genlab.data import CharTextDataModule, DataFormatError, DataUnavailableError
 from genlab.data.text import default_corpus
 

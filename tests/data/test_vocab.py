@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from genlab.data import Vocab, word_tokenize
 from genlab.data.text import default_corpus
 

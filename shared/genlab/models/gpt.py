@@ -238,8 +238,9 @@ class GPT(L.LightningModule):
         vocab = datamodule.vocab
         text = datamodule.text("val") or datamodule.text("train")
         text = "".join(ch for ch in text if ch in vocab.stoi)
+        sentence = _pick_sentence(text, max_len=min(self.config.block_size, 48))
         generator = torch.Generator(device=self.device).manual_seed(0)
-        prompt = text[: min(16, self.config.block_size)]
+        prompt = sentence[: min(16, self.config.block_size)]
         idx = vocab.encode(prompt).view(1, -1).to(self.device)
         lines = []
         for temperature in (0.5, 1.0, 1.5):
@@ -249,7 +250,6 @@ class GPT(L.LightningModule):
         samples.write_text("\n".join(lines))
         written.append(samples)
 
-        sentence = _pick_sentence(text, max_len=min(self.config.block_size, 48))
         ids = vocab.encode(sentence).view(1, -1).to(self.device)
         was_training = self.training
         self.eval()
@@ -262,10 +262,15 @@ class GPT(L.LightningModule):
 
 
 def _pick_sentence(text: str, max_len: int, min_len: int = 20) -> str:
-    """A sentence of ``text`` with ``min_len <= len <= max_len`` (else the first ``max_len`` chars)."""
+    """A prose sentence of ``text`` (capitalised, mostly letters, ``min_len..max_len`` chars);
+    falls back to any sentence of a fitting length, then to the first ``max_len`` chars."""
+    candidates = []
     for raw in text.replace("\n", " ").split(". "):
         sentence = " ".join(raw.split()) + "."
         if min_len <= len(sentence) <= max_len:
+            candidates.append(sentence)
+    for sentence in candidates:
+        letters = sum(ch.isalpha() or ch == " " for ch in sentence)
+        if sentence[0].isupper() and letters >= 0.9 * len(sentence):
             return sentence
-    return text[:max_len]
-
+    return candidates[0] if candidates else text[:max_len]

@@ -251,7 +251,8 @@ class TransformerSeq2Seq(L.LightningModule):
         x_labels = [itos_src[i] for i in src[0].tolist()]
         y_labels = [itos_tgt[i] for i in pred[0].tolist()] or ["<eos>"]
         fig = plots.attention_heatmap(weights[: len(y_labels)], x_labels, y_labels,
-                                      title="cross-attention (last decoder layer, mean over heads)")
+                                      title="cross-attention (last decoder layer, mean over heads)",
+                                      xlabel="source token (key)", ylabel="output token (its query)")
         written.append(plots.save(fig, out_dir / "cross_attention.png"))
         return written
 
