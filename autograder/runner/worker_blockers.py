@@ -25,7 +25,21 @@ class Blockers:
         self.hits: list[str] = []
         self.trusted: set[str] = set()
         self._cache: dict[str, bool] = {}
+        self._workdir = os.path.realpath(workdir) + os.sep
+        # Where the submission can write: code found there is the submission's.
         self._roots = tuple(os.path.realpath(p) + os.sep for p in {workdir, "/tmp", "/var/tmp", "/dev/shm"})
+        # Where the library lives: sys.path as it was before any submission code ran (less the
+        # working folder and this script's own folder), plus the packages of the blocked
+        # references (added by ``install``; editable installs are not on sys.path). These win
+        # over ``_roots``, so a checkout under /tmp still counts as library code.
+        script = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        script_dir = os.path.dirname(script) if os.path.isfile(script) else ""  # not for `python -c`
+        self._library = {
+            os.path.realpath(p) + os.sep
+            for p in sys.path
+            if p and os.path.isdir(p) and os.path.realpath(p) != script_dir
+            and not (os.path.realpath(p) + os.sep).startswith(self._workdir)
+        }
 
     def is_submission_file(self, filename: str) -> bool:
         known = self._cache.get(filename)
@@ -37,7 +51,12 @@ class Blockers:
             result = True
         else:
             real = os.path.realpath(filename)
-            result = real.startswith(self._roots) or not os.path.isfile(real)
+            if real.startswith(self._workdir) or not os.path.isfile(real):
+                result = True
+            elif real.startswith(tuple(self._library)):
+                result = False
+            else:
+                result = real.startswith(self._roots)
         self._cache[filename] = result
         return result
 
@@ -48,6 +67,7 @@ class Blockers:
         warnings, later = [], {}
         for ref in refs:
             modname = ref.partition(":")[0]
+            self._add_library_package(modname.partition(".")[0])
             if modname in sys.modules:
                 warnings += self._block(ref)
             else:
@@ -55,6 +75,20 @@ class Blockers:
         if later:
             sys.meta_path.insert(0, _BlockOnImport(self, later))
         return warnings
+
+    def _add_library_package(self, top: str) -> None:
+        """Count the folder(s) of package ``top`` (e.g. genlab, torch) as library code."""
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            real = os.path.realpath(folder) + os.sep
+            if not real.startswith(self._workdir):
+                self._library.add(real)
+        self._cache.clear()
 
     def _block(self, ref):
         import importlib

@@ -76,3 +76,29 @@ def test_modules_imported_later_are_blocked_on_import(tmp_path):
         sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_BlockOnImport"]
         for name in ("lazyref", "lazyref.impl"):
             sys.modules.pop(name, None)
+
+
+def test_library_under_tmp_is_library_code(tmp_path, monkeypatch):
+    """A checkout under /tmp (CI clones there) is library code, not submission code: its own
+    calls of a blocked reference pass, while a cell's calls are still refused."""
+    workdir, libroot = tmp_path / "work", tmp_path / "checkout"
+    workdir.mkdir()
+    (libroot / "tmplib").mkdir(parents=True)
+    (libroot / "tmplib" / "__init__.py").write_text(
+        "def ref(x):\n    return x + 1\n\ndef library_user(x):\n    return ref(x) * 10\n"
+    )
+    blockers = B.Blockers(str(workdir))          # created before the checkout is on sys.path,
+    monkeypatch.syspath_prepend(str(libroot))    # like an editable install's finder
+    try:
+        assert blockers.install(["tmplib:ref"]) == []
+        import tmplib
+
+        assert blockers.is_submission_file(tmplib.__file__) is False
+        ns = {"tmplib": tmplib}
+        _cell("out = tmplib.library_user(1)", ns)
+        assert ns["out"] == 20
+        with pytest.raises(B.ReferenceUsedError):
+            _cell("tmplib.ref(1)", ns)
+        assert blockers.is_submission_file(str(workdir / "helper.py")) is True
+    finally:
+        sys.modules.pop("tmplib", None)
