@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ("dates_accuracy", "gpt_lightning_overhead", "grading_throughput")
+BENCHMARKS = ("dates_accuracy", "gpt_lightning_overhead", "gpt_precision", "grading_throughput")
 
 
 def main(names: list[str]) -> int:
