@@ -1,4 +1,5 @@
 """The `genlab` entry point: subcommands, and configs that load with their datamodules."""
+import os
 import subprocess
 import sys
 
@@ -27,3 +28,21 @@ def test_config_names_a_datamodule_and_loads(model, tmp_path):
     cli = build_cli(model, [f"--trainer.default_root_dir={tmp_path}"], run=False)
     for name in type(cli.model).linked_from_data:
         assert getattr(cli.model.hparams, name) == getattr(cli.datamodule, name), name
+
+
+def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path):
+    """As a user runs it: a bad data path gives one error line and exit status 2."""
+    env = {k: v for k, v in os.environ.items() if k != "GENLAB_DEBUG"}
+    run = subprocess.run(
+        [sys.executable, "-m", "genlab", "fit", "gpt", f"--data.path={tmp_path / 'no_such.txt'}",
+         f"--trainer.default_root_dir={tmp_path}"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )
+    assert run.returncode == 2
+    assert "genlab fit: error: text corpus file not found" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_unknown_lab_for_labs_is_a_clear_error(capsys):
+    assert main(["labs", "99_nope"]) == 2
+    assert "labs with solutions: 03_transformer" in capsys.readouterr().err

@@ -21,26 +21,20 @@ import json
 import re
 import shutil
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
+
+from .lab import REPO_ROOT
 
 SRC = "genlab-src"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".ruff_cache"}
 
 
-def repo_root() -> Path:
-    """The checkout this module lives in (it holds pyproject.toml)."""
-    return Path(__file__).resolve().parents[2]
-
-
 def pinned_requirements(pyproject: Path) -> list[str]:
     """The ``==``-pinned dependencies of pyproject.toml (torch, torchvision): setup.sh installs
     them first and explicitly, so the image gets exactly the versions the project tests."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"].get("dependencies", [])
     return [d.replace(" ", "") for d in deps if re.match(r"^[A-Za-z0-9_.\-\[\]]+\s*==", d)]
 
@@ -128,7 +122,7 @@ def build_zip(lab_dir: Path, release: Path | None, out: Path, repo: Path | None 
 
     Deterministic (sorted entries, fixed timestamps): the same tree gives the same bytes.
     """
-    repo = (repo or repo_root()).resolve()
+    repo = (repo or REPO_ROOT).resolve()
     files = bundle_files(Path(lab_dir), Path(release) if release else None, repo)
     lab_rel = Path(lab_dir).resolve().relative_to(repo).as_posix()
     out = Path(out)

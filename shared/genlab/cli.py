@@ -130,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return ns.func(ns)
+    try:
+        return ns.func(ns)
+    except (ValueError, TypeError, OSError) as exc:  # bad input: a config value, a path, a lab name
+        if os.environ.get("GENLAB_DEBUG"):
+            raise
+        print(f"genlab {ns.command}: error: {exc}\n(set GENLAB_DEBUG=1 for the full traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
