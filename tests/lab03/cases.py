@@ -47,6 +47,17 @@ class Variant:
     notes: str = field(default="")
 
 
+@dataclass(frozen=True)
+class Cheat:
+    """A cell that passes by calling genlab's own implementation instead of the student's:
+    it must lose points in ``parts`` with "write your own implementation" feedback."""
+
+    name: str
+    grade_id: str
+    source: str
+    parts: tuple[str, ...]
+
+
 SDPA, MASKS, MHA = "scaled_dot_product_attention", "masks", "multi_head_attention"
 POS, COUNT, KV = "sinusoidal_positions", "count_parameters", "kv_cache_step"
 
@@ -268,7 +279,23 @@ def mutant_source(mutant: Mutant, nb=None) -> str:
     return source
 
 
-def write_case(case: Mutant | Variant, dest: Path) -> Path:
+CHEATS = [
+    Cheat("sdpa_via_checks_formula", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    from genlab.checks.lab03_bugs import attention_formula
+    out, weights = attention_formula(q, k, v, mask)
+    return out.to(q.dtype), weights.to(q.dtype)
+''', ("attention",)),
+    Cheat("count_by_building_genlab_gpt", COUNT, r'''
+def count_parameters(config):
+    from genlab.models.gpt import GPT
+    keys = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+    return sum(p.numel() for p in GPT(**{k: config[k] for k in keys}).parameters())
+''', ("count_parameters",)),
+]
+
+
+def write_case(case: Mutant | Variant | Cheat, dest: Path) -> Path:
     """Write the solution notebook with the case's cell replaced to ``dest``; returns ``dest``."""
     nb = copy.deepcopy(nbformat.read(SOLUTION, as_version=4))
     source = mutant_source(case, nb) if isinstance(case, Mutant) else case.source.strip("\n")

@@ -74,3 +74,13 @@ def test_correct_variant_keeps_full_marks(variant, tmp_path):
     result = grade(notebook, tmp_path, variant.name)
     _no_internal_errors(result)
     assert result.score == result.max_score == 100, f"variant {variant.name} ({variant.notes}):\n{summary(result)}"
+
+
+@pytest.mark.parametrize("cheat", cases.CHEATS, ids=lambda c: c.name)
+def test_calling_genlab_instead_of_writing_it_earns_nothing(cheat, tmp_path):
+    notebook = cases.write_case(cheat, tmp_path / f"{cheat.name}.ipynb")
+    result = grade(notebook, tmp_path, cheat.name)
+    _no_internal_errors(result)
+    in_parts = [t for t in result.tests if t.part in cheat.parts and t.status != "not_run"]
+    assert in_parts and all(t.score == 0 for t in in_parts), f"cheat {cheat.name} earned points:\n{summary(result)}"
+    assert all("write your own implementation" in t.message for t in in_parts), summary(result)
