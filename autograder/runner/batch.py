@@ -656,9 +656,10 @@ def _fork_server_main(module: str, preload: list[str]) -> None:
                 req = json.loads(line)
                 sys.stdout.flush()
                 sys.stderr.flush()
+                server = os.getpid()
                 pid = os.fork()
                 if pid == 0:
-                    _fork_child(req, target.main, traceback)
+                    _fork_child(req, target.main, traceback, server)
                 children[pid] = req["id"]
                 send({"id": req["id"], "pid": pid})
         while children:
@@ -673,12 +674,14 @@ def _fork_server_main(module: str, preload: list[str]) -> None:
                 send({"id": rid, "rc": os.waitstatus_to_exitcode(status)})
 
 
-def _fork_child(req: dict, main, traceback) -> None:
+def _fork_child(req: dict, main, traceback, server: int) -> None:
     """In the forked child: a fresh session, output to the log, run grade_one, exit."""
+    _set_pdeathsig()
+    if os.getppid() != server:  # the server died before the death signal was armed
+        os._exit(70)
     rc = 1
     try:
         os.setsid()
-        _set_pdeathsig()
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
