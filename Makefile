@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/genlab demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 labs: $(STAMP)
 	$(BIN)/genlab labs

@@ -25,16 +25,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 
-import genlab.cli
+from genlab import training
 from genlab.data import DatesDataModule
 from genlab.models import TransformerSeq2Seq
 from genlab.models.transformer_seq2seq import exact_match
 
 OUT = Path("runs/bench/dates_accuracy.json")
-TRAINER_KEYS = ("max_steps", "val_check_interval", "check_val_every_n_epoch", "limit_val_batches",
-                "num_sanity_val_steps", "gradient_clip_val")
 TARGET_ACCURACY, TARGET_SECONDS = 0.995, 120.0
 
 
@@ -61,8 +58,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
-    config = yaml.safe_load(genlab.cli.config_path("transformer").read_text())
-    trainer_args = {k: v for k, v in config["trainer"].items() if k in TRAINER_KEYS}
+    config = training.load_config("transformer")
+    _, _, trainer_args = training.settings("transformer", small=False)
     if args.max_steps is not None:
         trainer_args["max_steps"] = args.max_steps
     L.seed_everything(args.seed, verbose=False)

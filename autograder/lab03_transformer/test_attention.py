@@ -3,17 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "scaled_dot_product_attention"
-
-
-
-def _pair(result):
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise AssertionError(f"{NAME} should return a pair (output, weights), got {bugs.describe(result)}.")
-    return result
 
 
 def _qkv(seed, lead, T_q, T_k, d_k, d_v, scale=1.0):
@@ -24,25 +17,20 @@ def _qkv(seed, lead, T_q, T_k, d_k, d_v, scale=1.0):
     return q, k, v
 
 
-def _fail_if(hint, context):
-    if hint is not None:
-        raise AssertionError(f"{context}: {hint}")
-
-
 @pytest.mark.points(2)
 def test_shapes_and_dtype(submission):
     """Output (..., T_q, d_v) and weights (..., T_q, T_k) for 3-D and 4-D inputs."""
     sdpa = submission.function(NAME)
     for lead, (T_q, T_k, d_k, d_v) in (((2, 3), (5, 7, 8, 6)), ((4,), (3, 3, 16, 16)), ((1, 1), (1, 4, 2, 5))):
         q, k, v = _qkv(0, lead, T_q, T_k, d_k, d_v)
-        out, w = _pair(student_call(sdpa, q, k, v))
+        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
         want_out, want_w = (*lead, T_q, d_v), (*lead, T_q, T_k)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want_out:
             raise AssertionError(f"for q {(*lead, T_q, d_k)}, k {(*lead, T_k, d_k)}, v {(*lead, T_k, d_v)} the output "
-                                 f"should have shape {want_out}, got {bugs.describe(out)}. Use k.transpose(-2, -1) "
+                                 f"should have shape {want_out}, got {kit.describe(out)}. Use k.transpose(-2, -1) "
                                  "(not k.T) so any leading batch/head axes are kept.")
         if not isinstance(w, torch.Tensor) or tuple(w.shape) != want_w:
-            raise AssertionError(f"the weights should have shape {want_w} (..., T_q, T_k), got {bugs.describe(w)}.")
+            raise AssertionError(f"the weights should have shape {want_w} (..., T_q, T_k), got {kit.describe(w)}.")
         if out.dtype != torch.float32:
             raise AssertionError(f"float32 inputs should give a float32 output, got {out.dtype}.")
 
@@ -53,8 +41,8 @@ def test_matches_formula_without_mask(submission):
     sdpa = submission.function(NAME)
     for seed, d_k in ((1, 4), (2, 64), (3, 25)):
         q, k, v = _qkv(seed, (2, 2), 6, 9, d_k, 5)
-        out, w = _pair(student_call(sdpa, q, k, v))
-        _fail_if(bugs.name_attention_bug(out, w, q, k, v), f"without a mask (d_k={d_k})")
+        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
+        kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), f"without a mask (d_k={d_k})")
 
 
 @pytest.mark.points(3)
@@ -63,12 +51,12 @@ def test_scale_is_one_over_sqrt_dk(submission):
     sdpa = submission.function(NAME)
     for seed, d_k in ((4, 9), (5, 100)):
         q, k, v = _qkv(seed, (3,), 4, 6, d_k, 3, scale=0.7)
-        out, w = _pair(student_call(sdpa, q, k, v))
+        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
         if isinstance(out, torch.Tensor) and isinstance(w, torch.Tensor):
             for scale in ("none", "dk"):
-                if bugs.close(out, bugs.attention_formula(q, k, v, scale=scale)[0], 1e-4):
+                if kit.close(out, bugs.attention_formula(q, k, v, scale=scale)[0], 1e-4):
                     raise AssertionError(bugs.name_attention_bug(out, w, q, k, v))
-        _fail_if(bugs.name_attention_bug(out, w, q, k, v), f"d_k={d_k}")
+        kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), f"d_k={d_k}")
 
 
 @pytest.mark.points(3)
@@ -76,9 +64,9 @@ def test_softmax_over_keys(submission):
     """Each query's weights sum to 1 over the keys (T_q != T_k, so the wrong axis shows)."""
     sdpa = submission.function(NAME)
     q, k, v = _qkv(6, (2,), 3, 8, 16, 4)
-    out, w = _pair(student_call(sdpa, q, k, v))
+    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 3, 8):
-        raise AssertionError(f"weights should have shape (B, T_q, T_k), got {bugs.describe(w)}.")
+        raise AssertionError(f"weights should have shape (B, T_q, T_k), got {kit.describe(w)}.")
     sums = w.double().sum(-1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
         col = w.double().sum(-2)
@@ -104,8 +92,8 @@ def test_matches_torch_with_mask(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(7, (2, 3), 5, 6, 8, 4)
     mask = _mask(8, (2, 3, 5, 6))
-    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
-    _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a mask")
+    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
+    kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a mask")
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     err = (out - want).abs().max().item()
     if err > 1e-4:
@@ -120,9 +108,9 @@ def test_masks_broadcast(submission):
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     pad = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]
     for mask, what in ((causal, "a (T_q, T_k) causal mask"), (pad, "a (B, 1, 1, T_k) padding mask")):
-        result = student_call(sdpa, q, k, v, mask=mask)
-        out, w = _pair(result)
-        _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"with {what}")
+        result = kit.call(sdpa, q, k, v, mask=mask)
+        out, w = kit.expect_tuple(result, 2, NAME, ("output", "weights"))
+        kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"with {what}")
 
 
 @pytest.mark.points(2)
@@ -131,9 +119,9 @@ def test_masked_weights_are_exactly_zero(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(10, (2,), 7, 7, 16, 4, scale=3.0)
     mask = torch.ones(7, 7, dtype=torch.bool).tril()
-    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
+    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 7, 7):
-        raise AssertionError(f"weights should have shape (2, 7, 7), got {bugs.describe(w)}.")
+        raise AssertionError(f"weights should have shape (2, 7, 7), got {kit.describe(w)}.")
     leaked = w.masked_select(~mask.expand_as(w))
     if leaked.numel() and leaked.abs().max() != 0:
         raise AssertionError(f"masked positions should have weight exactly 0, the largest is {leaked.abs().max():.3g}. "
@@ -149,10 +137,10 @@ def test_fully_masked_row_is_zero_not_nan(submission):
     mask = torch.ones(2, 4, 5, dtype=torch.bool)
     mask[0, 1] = False
     mask[1, 3] = False
-    out, w = _pair(student_call(sdpa, q, k, v, mask=mask))
+    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
     for name, t in (("output", out), ("weights", w)):
         if not isinstance(t, torch.Tensor):
-            raise AssertionError(f"{name} should be a tensor, got {bugs.describe(t)}.")
+            raise AssertionError(f"{name} should be a tensor, got {kit.describe(t)}.")
         if torch.isnan(t).any():
             raise AssertionError(f"the {name} contain NaN for a query whose keys are all masked: with -inf every score "
                                  "of that row is -inf and softmax computes 0/0. Fill with torch.finfo(dtype).min and "
@@ -162,7 +150,7 @@ def test_fully_masked_row_is_zero_not_nan(submission):
         raise AssertionError("a query whose keys are all masked should get weights all 0 and output 0; yours get "
                              f"weights up to {w[rows].abs().max():.3g}. The softmax alone makes such a row uniform: "
                              "zero the masked weights after the softmax (weights.masked_fill(~mask, 0)).")
-    _fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "the other rows")
+    kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "the other rows")
 
 
 @pytest.mark.points(3)
@@ -171,13 +159,13 @@ def test_causal_invariance(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(12, (2, 2), 8, 8, 8, 8)
     causal = torch.ones(8, 8, dtype=torch.bool).tril()
-    out1, _ = _pair(student_call(sdpa, q, k, v, mask=causal))
+    out1, _ = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=causal), 2, NAME, ("output", "weights"))
     k2, v2 = k.clone(), v.clone()
     k2[..., 5:, :] = 100 * torch.randn_like(k2[..., 5:, :])
     v2[..., 5:, :] = -7.0
-    out2, _ = _pair(student_call(sdpa, q, k2, v2, mask=causal))
+    out2, _ = kit.expect_tuple(kit.call(sdpa, q, k2, v2, mask=causal), 2, NAME, ("output", "weights"))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
-        raise AssertionError(f"output should be a tensor of shape (2, 2, 8, 8), got {bugs.describe(out1)}.")
+        raise AssertionError(f"output should be a tensor of shape (2, 2, 8, 8), got {kit.describe(out1)}.")
     if not torch.equal(out1[..., :5, :], out2[..., :5, :]):
         err = (out1[..., :5, :] - out2[..., :5, :]).abs().max().item()
         raise AssertionError(f"with a causal mask, changing keys/values at positions >= t changed the outputs of "
@@ -192,13 +180,13 @@ def test_padding_invariance(submission):
     q, k, v = _qkv(13, (3,), 4, 6, 8, 5)
     lengths = torch.tensor([6, 4, 1])
     pad = (torch.arange(6)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T_k)
-    out1, _ = _pair(student_call(sdpa, q, k, v, mask=pad))
+    out1, _ = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=pad), 2, NAME, ("output", "weights"))
     k2, v2 = k.clone(), v.clone()
     k2[~pad[:, 0]] = 50.0
     v2[~pad[:, 0]] = 1e4
-    out2, _ = _pair(student_call(sdpa, q, k2, v2, mask=pad))
+    out2, _ = kit.expect_tuple(kit.call(sdpa, q, k2, v2, mask=pad), 2, NAME, ("output", "weights"))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
-        raise AssertionError(f"output should be a tensor of shape (3, 4, 5), got {bugs.describe(out1)}.")
+        raise AssertionError(f"output should be a tensor of shape (3, 4, 5), got {kit.describe(out1)}.")
     if not torch.allclose(out1, out2, atol=1e-6, rtol=0):
         err = (out1 - out2).abs().max().item()
         raise AssertionError(f"changing the keys/values of padding positions changed the output (by up to {err:.3g}): "

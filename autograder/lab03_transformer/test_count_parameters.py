@@ -2,7 +2,7 @@
 import pytest
 from torch import nn
 
-from autograder.runner.errors import SubmissionError
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "count_parameters"
@@ -40,20 +40,12 @@ def torch_gpt(vocab_size, block_size, n_layer, n_embd, **_):
 
 
 def _count(fn, config):
-    try:
-        return fn(dict(config))
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        hint = ""
-        if exc.exc_type in ("KeyError", "TypeError", "AttributeError"):
-            hint = f" The config is a plain dict with the keys {', '.join(sorted(config))}: read config['n_embd'] etc."
-        raise AssertionError(f"{exc}{hint}") from None
+    hint = f"The config is a plain dict with the keys {', '.join(sorted(config))}: read config['n_embd'] etc."
+    return kit.call(fn, dict(config), hints=dict.fromkeys(("KeyError", "TypeError", "AttributeError"), hint))
 
 
 def _check(got, config, want=None):
-    if isinstance(got, bool) or not isinstance(got, int):
-        raise AssertionError(f"count_parameters should return a Python int, got {bugs.describe(got)}.")
+    kit.expect_int(got, "count_parameters")
     hint = bugs.name_parameter_bug(got, config)
     if hint is not None:
         raise AssertionError(f"for a config with n_layer={config['n_layer']}: {hint}")

@@ -3,17 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "kv_cache_step"
-
-
-
-def _triple(result):
-    if not (isinstance(result, (tuple, list)) and len(result) == 3):
-        raise AssertionError(f"kv_cache_step should return (out, cache_k, cache_v), got {bugs.describe(result)}.")
-    return result
 
 
 def _qkv(seed, B, H, T, d_h):
@@ -26,14 +19,14 @@ def _decode(fn, q, k, v):
     steps, cache_k, cache_v = [], None, None
     for t in range(q.shape[-2]):
         try:
-            result = student_call(fn, q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
+            result = kit.call(fn, q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
         except AssertionError as exc:
             if t == 0:
                 raise
             raise AssertionError(f"{exc} (at step {t}, a call with a cache of shape "
                                  f"{tuple(cache_k.shape) if isinstance(cache_k, torch.Tensor) else None}: append along "
                                  "the time axis, dim=-2 of (B, H, T, d_h), so the shapes still fit)") from None
-        out, cache_k, cache_v = _triple(result)
+        out, cache_k, cache_v = kit.expect_tuple(result, 3, NAME, ("out", "cache_k", "cache_v"))
         steps.append((out, cache_k, cache_v))
     return steps
 
@@ -43,7 +36,7 @@ def test_first_step(submission):
     """With no cache: caches are the new key/value, and the output is v_new (one key gets weight 1)."""
     fn = submission.function(NAME)
     q, k, v = _qkv(0, 2, 3, 1, 8)
-    out, cache_k, cache_v = _triple(student_call(fn, q, k, v, None, None))
+    out, cache_k, cache_v = kit.expect_tuple(kit.call(fn, q, k, v, None, None), 3, NAME, ("out", "cache_k", "cache_v"))
     hint = bugs.name_kv_cache_bug(0, out, cache_k, cache_v, v, k, v)
     if hint is not None:
         raise AssertionError(f"first step (cache_k=cache_v=None): {hint}")

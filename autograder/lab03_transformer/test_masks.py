@@ -2,22 +2,17 @@
 import pytest
 import torch
 
-from autograder.runner.errors import student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
-
-
-def _fail_if(hint):
-    if hint is not None:
-        raise AssertionError(hint)
 
 
 @pytest.mark.points(1)
 def test_causal_mask_shape_and_dtype(submission):
     """causal_mask(T) is a (T, T) bool tensor."""
     causal_mask = submission.function("causal_mask")
-    got = student_call(causal_mask, 6)
+    got = kit.call(causal_mask, 6)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (6, 6):
-        raise AssertionError(f"causal_mask(6) should return a (6, 6) tensor, got {bugs.describe(got)}.")
+        raise AssertionError(f"causal_mask(6) should return a (6, 6) tensor, got {kit.describe(got)}.")
     if got.dtype != torch.bool:
         raise AssertionError(f"causal_mask must return dtype torch.bool (True = may attend), got {got.dtype}.")
 
@@ -27,7 +22,7 @@ def test_causal_mask_values(submission):
     """True exactly where key j <= query i, for several lengths."""
     causal_mask = submission.function("causal_mask")
     for T in (1, 2, 5, 16):
-        _fail_if(bugs.name_causal_mask_bug(student_call(causal_mask, T), T))
+        kit.fail_if(bugs.name_causal_mask_bug(kit.call(causal_mask, T), T))
 
 
 @pytest.mark.points(1)
@@ -36,10 +31,10 @@ def test_combine_masks_shape(submission):
     combine_masks = submission.function("combine_masks")
     causal = torch.ones(4, 4, dtype=torch.bool).tril()
     pad = torch.tensor([[True, True, True, False], [True, True, False, False], [True] * 4])
-    got = student_call(combine_masks, causal, pad)
+    got = kit.call(combine_masks, causal, pad)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (3, 1, 4, 4):
         raise AssertionError(f"combine_masks should return shape (B, 1, T_q, T_k) = (3, 1, 4, 4), got "
-                             f"{bugs.describe(got)}. The size-1 axis broadcasts over the heads.")
+                             f"{kit.describe(got)}. The size-1 axis broadcasts over the heads.")
     if got.dtype != torch.bool:
         raise AssertionError(f"combine_masks must return dtype torch.bool, got {got.dtype}.")
 
@@ -53,9 +48,9 @@ def test_combine_masks_values(submission):
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     lengths = torch.tensor([7, 5, 2, 1])
     pad = torch.arange(T)[None, :] < lengths[:, None]
-    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, pad), causal, pad))
+    kit.fail_if(bugs.name_combine_masks_bug(kit.call(combine_masks, causal, pad), causal, pad))
     random_pad = torch.rand(3, T, generator=g) > 0.5
-    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, random_pad), causal, random_pad))
+    kit.fail_if(bugs.name_combine_masks_bug(kit.call(combine_masks, causal, random_pad), causal, random_pad))
 
 
 @pytest.mark.points(2)
@@ -64,4 +59,4 @@ def test_combine_masks_rectangular(submission):
     combine_masks = submission.function("combine_masks")
     causal = torch.ones(5, 5, dtype=torch.bool).tril()[3:]  # last two queries over 5 keys
     pad = torch.tensor([[True] * 5, [True, True, True, True, False]])
-    _fail_if(bugs.name_combine_masks_bug(student_call(combine_masks, causal, pad), causal, pad))
+    kit.fail_if(bugs.name_combine_masks_bug(kit.call(combine_masks, causal, pad), causal, pad))

@@ -5,17 +5,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.runner.errors import student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 OVERFLOW_HINT = (" In float16 the most negative number is -65504, so a literal like -1e9 cannot be stored: fill masked "
                  "scores with torch.finfo(scores.dtype).min, which is right for every dtype.")
 
 
-def _call_fp16(fn, *args, **kwargs):
-    """``student_call`` that adds the float16 overflow hint to what the student's code raised."""
+def _call_fp16(fn, /, *args, **kwargs):
+    """``kit.call`` that adds the float16 overflow hint to what the student's code raised."""
     try:
-        return student_call(fn, *args, **kwargs)
+        return kit.call(fn, *args, **kwargs)
     except AssertionError as exc:
         hint = OVERFLOW_HINT if "overflow" in str(exc) or "Half" in str(exc) else ""
         raise AssertionError(f"on float16 inputs: {exc}.{hint}") from None
@@ -32,7 +32,7 @@ def _inputs(seed, B=2, H=2, T=6, d=8):
 
 def _check_result(out, w, q, k, v, mask, where):
     if not isinstance(out, torch.Tensor) or not isinstance(w, torch.Tensor):
-        raise AssertionError(f"{where}: expected (output, weights) tensors, got {bugs.describe(out)}, {bugs.describe(w)}.")
+        raise AssertionError(f"{where}: expected (output, weights) tensors, got {kit.describe(out)}, {kit.describe(w)}.")
     if not (torch.isfinite(out).all() and torch.isfinite(w).all()):
         raise AssertionError(f"{where}: the output or the weights contain inf/NaN. Fill masked scores with "
                              "torch.finfo(scores.dtype).min (not -inf, not -1e9) and zero masked weights after the softmax.")
@@ -50,7 +50,7 @@ def test_half_inputs_with_mask(submission):
     q, k, v, mask = _inputs(0)
     result = _call_fp16(sdpa, q.half(), k.half(), v.half(), mask)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise AssertionError(f"expected (output, weights), got {bugs.describe(result)}.")
+        raise AssertionError(f"expected (output, weights), got {kit.describe(result)}.")
     out, w = result
     _check_result(out, w, q, k, v, mask, "float16 inputs")
     if out.dtype != torch.float16:
@@ -76,12 +76,11 @@ def test_half_fully_masked_row(submission):
 def test_autocast_float16_on_cpu(submission):
     """Inside torch.autocast("cpu", dtype=torch.float16), as under mixed-precision training."""
     q, k, v, mask = _inputs(2)
-    data = submission.probe("lab03_autocast", part="attention", q=q, k=k, v=v, mask=mask)
-    if data.get("error"):
-        hint = OVERFLOW_HINT if "overflow" in data["error"] else ""
-        raise AssertionError(f"inside torch.autocast('cpu', dtype=torch.float16) your attention raised "
-                             f"{data['error']}.{hint}")
-    _check_result(data["out"], data.get("weights"), q, k, v, mask, "under float16 autocast")
+    data = _call_fp16(submission.probe, "autocast", fn="scaled_dot_product_attention", args=(q, k, v, mask),
+                      dtype="float16")
+    out, w = kit.expect_tuple(data["outputs"], 2, "scaled_dot_product_attention under autocast", ("output", "weights"))
+    _check_result(out, w, q, k, v, mask, "under float16 autocast")
+
 
 @pytest.mark.points(1)
 def test_multi_head_attention_under_autocast(submission):
@@ -92,12 +91,10 @@ def test_multi_head_attention_under_autocast(submission):
              for n in ("q_proj", "k_proj", "v_proj", "out_proj") for p in ("weight", "bias")}
     x = torch.randn(2, 5, d)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    data = submission.probe("lab03_autocast", part="mha", state=state, n_heads=H, x=x, mask=causal)
-    if data.get("error"):
-        hint = OVERFLOW_HINT if "overflow" in data["error"] else ""
-        raise AssertionError(f"MultiHeadAttention inside torch.autocast('cpu', dtype=torch.float16) raised "
-                             f"{data['error']}.{hint}")
-    out = data["out"]
+    mha = kit.call(submission.function("MultiHeadAttention"), d, H, context=f"MultiHeadAttention({d}, {H})")
+    kit.call(mha.load_state_dict, state, strict=False, context="loading q_proj, k_proj, v_proj and out_proj weights")
+    data = _call_fp16(submission.probe, "autocast", fn=mha, args=(x, x, x), kwargs={"mask": causal}, dtype="float16")
+    out = kit.expect_tensor(data["outputs"][0] if data["outputs"] else None, "MultiHeadAttention's output")
     want = bugs.mha_formula(state, H, x, x, x, causal)
     if not torch.isfinite(out).all():
         raise AssertionError("MultiHeadAttention under float16 autocast produced inf/NaN.")

@@ -3,12 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.runner.errors import SubmissionError, student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "MultiHeadAttention"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
-
 
 
 def _torch_mha(d, H, seed):
@@ -29,16 +28,9 @@ def _torch_mha(d, H, seed):
 
 def _loaded(submission, d, H, state):
     cls = submission.function(NAME)
-    mha = student_call(cls, d, H)
-    try:
-        mha.load_state_dict(state, strict=False)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(
-            f"loading weights into MultiHeadAttention({d}, {H}) failed: {exc}. It needs q_proj, k_proj, v_proj and "
-            "out_proj, each nn.Linear(d_model, d_model) with bias."
-        ) from None
+    mha = kit.call(cls, d, H)
+    kit.call(mha.load_state_dict, state, strict=False, context=f"loading weights into MultiHeadAttention({d}, {H})",
+             hint="It needs q_proj, k_proj, v_proj and out_proj, each nn.Linear(d_model, d_model) with bias.")
     return mha
 
 
@@ -46,29 +38,23 @@ def _loaded(submission, d, H, state):
 def test_projections(submission):
     """q_proj, k_proj, v_proj, out_proj are Linear(d_model, d_model) layers with biases."""
     cls = submission.function(NAME)
-    mha = student_call(cls, 12, 3)
+    mha = kit.call(cls, 12, 3)
     _, state = _torch_mha(12, 3, 0)
-    try:
-        mha.load_state_dict(state, strict=True)
-    except SubmissionError as exc:
-        if type(exc) is not SubmissionError:
-            raise
-        raise AssertionError(
-            "MultiHeadAttention(12, 3) should have exactly four layers with parameters, q_proj, k_proj, v_proj and "
-            f"out_proj, each nn.Linear(12, 12) with bias; loading their weights failed: {exc}"
-        ) from None
+    kit.call(mha.load_state_dict, state, strict=True, context="loading the weights of four nn.Linear(12, 12)",
+             hint="MultiHeadAttention(12, 3) should have exactly four layers with parameters, q_proj, k_proj, "
+                  "v_proj and out_proj, each nn.Linear(12, 12) with bias.")
 
 
 @pytest.mark.points(3)
 def test_split_heads(submission):
     """(B, T, d) -> (B, H, T, d_h) with head h holding features [h*d_h:(h+1)*d_h]."""
     cls = submission.function(NAME)
-    mha = student_call(cls, 12, 3)
+    mha = kit.call(cls, 12, 3)
     x = torch.arange(2 * 5 * 12, dtype=torch.float32).reshape(2, 5, 12)
-    heads = student_call(mha.split_heads, x)
+    heads = kit.call(mha.split_heads, x)
     if not isinstance(heads, torch.Tensor) or tuple(heads.shape) != (2, 3, 5, 4):
         raise AssertionError(f"split_heads should map (B, T, d_model) = (2, 5, 12) to (B, H, T, d_head) = (2, 3, 5, 4), "
-                             f"got {bugs.describe(heads)}.")
+                             f"got {kit.describe(heads)}.")
     want = x.view(2, 5, 3, 4).transpose(1, 2)
     if not torch.equal(heads, want):
         if torch.equal(heads, x.reshape(2, 3, 5, 4)):
@@ -82,12 +68,12 @@ def test_split_heads(submission):
 def test_merge_heads(submission):
     """(B, H, T, d_h) -> (B, T, d), the inverse of split_heads."""
     cls = submission.function(NAME)
-    mha = student_call(cls, 12, 3)
+    mha = kit.call(cls, 12, 3)
     heads = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
-    merged = student_call(mha.merge_heads, heads)
+    merged = kit.call(mha.merge_heads, heads)
     if not isinstance(merged, torch.Tensor) or tuple(merged.shape) != (2, 5, 12):
         raise AssertionError(f"merge_heads should map (2, 3, 5, 4) (B, H, T, d_head) to (2, 5, 12), got "
-                             f"{bugs.describe(merged)}.")
+                             f"{kit.describe(merged)}.")
     want = heads.transpose(1, 2).reshape(2, 5, 12)
     if not torch.equal(merged, want):
         if torch.equal(merged, heads.reshape(2, 5, 12)):
@@ -105,7 +91,7 @@ def test_self_attention_matches_torch(submission):
     mha = _loaded(submission, d, H, state)
     x = torch.randn(3, 6, d, generator=torch.Generator().manual_seed(2))
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
-    got = student_call(mha, x, x, x, mask=causal)
+    got = kit.call(mha, x, x, x, mask=causal)
     hint = bugs.name_mha_bug(got, state, H, x, x, x, causal)
     if hint is not None:
         raise AssertionError(f"causal self-attention: {hint}")
@@ -127,7 +113,7 @@ def test_cross_attention_matches_torch(submission):
     pad = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
     mask = pad[:, None, None, :]
     try:
-        got = student_call(mha, y, memory, memory, mask=mask)
+        got = kit.call(mha, y, memory, memory, mask=mask)
     except AssertionError as exc:
         raise AssertionError(f"cross-attention (query length 3, key/value length 7): {exc}. Keys and values come from "
                              "`key` and `value` (the encoder's output), whose length may differ from the query's; "
@@ -150,7 +136,7 @@ def test_head_layout_for_other_head_counts(submission):
         ref, state = _torch_mha(d, H, 10 + H)
         mha = _loaded(submission, d, H, state)
         x, kx, vx = (torch.randn(2, 5, d, generator=g) for _ in range(3))
-        got = student_call(mha, x, kx, vx)
+        got = kit.call(mha, x, kx, vx)
         hint = bugs.name_mha_bug(got, state, H, x, kx, vx)
         if hint is not None:
             raise AssertionError(f"with d_model={d}, n_heads={H} and different query/key/value inputs: {hint}")

@@ -2,11 +2,10 @@
 import pytest
 import torch
 
-from autograder.runner.errors import student_call
+from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "sinusoidal_positions"
-
 
 
 @pytest.mark.points(2)
@@ -14,10 +13,10 @@ def test_shape_and_dtype(submission):
     """(T, d) float32 for several sizes."""
     fn = submission.function(NAME)
     for T, d in ((3, 4), (20, 16)):
-        got = student_call(fn, T, d)
+        got = kit.call(fn, T, d)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (T, d):
             raise AssertionError(f"sinusoidal_positions({T}, {d}) should return shape ({T}, {d}) (positions x features), "
-                                 f"got {bugs.describe(got)}.")
+                                 f"got {kit.describe(got)}.")
         if got.dtype != torch.float32:
             raise AssertionError(f"sinusoidal_positions should return float32, got {got.dtype}.")
 
@@ -25,9 +24,9 @@ def test_shape_and_dtype(submission):
 @pytest.mark.points(1)
 def test_position_zero(submission):
     """Row 0 is [sin 0, cos 0, ...] = [0, 1, 0, 1, ...]."""
-    got = student_call(submission.function(NAME), 4, 10)
+    got = kit.call(submission.function(NAME), 4, 10)
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (4, 10):
-        raise AssertionError(f"sinusoidal_positions(4, 10) should have shape (4, 10), got {bugs.describe(got)}.")
+        raise AssertionError(f"sinusoidal_positions(4, 10) should have shape (4, 10), got {kit.describe(got)}.")
     want = torch.tensor([0.0, 1.0] * 5)
     if not torch.allclose(got[0].double(), want.double(), atol=1e-6):
         if torch.allclose(got[0].double(), torch.tensor([1.0, 0.0] * 5).double(), atol=1e-6):
@@ -41,6 +40,6 @@ def test_values_match_formula(submission):
     """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...), against float64."""
     fn = submission.function(NAME)
     for T, d in ((1, 2), (16, 8), (100, 64), (7, 512), (50, 6)):
-        hint = bugs.name_sinusoid_bug(student_call(fn, T, d), T, d)
+        hint = bugs.name_sinusoid_bug(kit.call(fn, T, d), T, d)
         if hint is not None:
             raise AssertionError(f"sinusoidal_positions(T={T}, d={d}): {hint}")

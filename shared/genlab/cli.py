@@ -19,64 +19,9 @@ from pathlib import Path
 # On a busy 2-core laptop spinning threads made training about 13x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def config_path(model: str) -> Path:
-    """The YAML config of a registered model, e.g. ``genlab/configs/gpt.yaml``."""
-    return CONFIG_DIR / f"{model}.yaml"
-
-
-def _registry() -> dict:
-    from genlab.models import REGISTRY
-
-    return REGISTRY
-
-
-def build_cli(model: str, args: list[str], run: bool = True):
-    """A LightningCLI for a registered model, with its YAML config as the defaults.
-
-    Attributes named in ``model_class.linked_from_data`` (``vocab_size`` and the like) are
-    read from the instantiated datamodule and passed to the model, so a config never
-    repeats what the data already knows.
-    """
-    # Lightning 2.6 still calls jsonargparse APIs that print deprecation notices on every run.
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-    from lightning.pytorch.cli import LightningCLI
-
-    registry = _registry()
-    if model not in registry:
-        known = ", ".join(sorted(registry))
-        raise SystemExit(f"genlab fit: unknown model {model!r}. Known models: {known}.")
-    model_class, data_class = registry[model]
-
-    class GenlabCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser):
-            for name in getattr(model_class, "linked_from_data", ()):
-                parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
-
-        def after_fit(self):
-            out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "figures"
-            written = self.model.save_figures(self.datamodule, out_dir)
-            for path in written:
-                print(f"figure: {path}")
-
-    defaults = [str(config_path(model))]
-    parser_kwargs = {"default_config_files": defaults}
-    if run:
-        parser_kwargs = {"fit": parser_kwargs, "validate": parser_kwargs, "test": parser_kwargs}
-    return GenlabCLI(
-        model_class,
-        data_class,
-        args=args,
-        run=run,
-        parser_kwargs=parser_kwargs,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-    )
-
-
 def _fit(ns: argparse.Namespace) -> int:
+    from genlab.fit import build_cli
+
     build_cli(ns.model, ["fit", *ns.lightning_args])
     return 0
 

@@ -1,21 +1,19 @@
-"""``genlab demo``: train both lab-03 models briefly and write their figures.
+"""``genlab demo``: train every model that declares a demo budget briefly, write its figures.
 
-The demo runs the same LightningCLI path as ``genlab fit`` with shorter schedules, so what
-it shows is what a full run does, only earlier in training.
+The demo runs the same LightningCLI path as ``genlab fit`` with shorter schedules, so what it
+shows is what a full run does, only earlier in training. A model joins the demo by declaring
+``demo_steps`` (and the metrics its summary line shows in ``demo_metrics``).
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-# Steps per model: enough for recognisable output in about a minute each on 2 CPU cores.
-DEMO_STEPS = {"transformer": 600, "gpt": 400}
-# Metrics shown in the closing summary, per model.
-SUMMARY_METRICS = {"transformer": ("val_loss", "val_exact_match"), "gpt": ("val_loss",)}
+from genlab import training
 
 
 def _train(model: str, out: Path, steps: int):
-    from genlab.cli import build_cli
+    from genlab.fit import build_cli
 
     val_every = max(1, steps // 2)
     return build_cli(
@@ -29,28 +27,33 @@ def _train(model: str, out: Path, steps: int):
     )
 
 
+def demo_models() -> dict[str, training.Entry]:
+    """The registered models that take part in the demo (they declare ``demo_steps``)."""
+    return {name: e for name, e in training.registry().items() if getattr(e.model_class, "demo_steps", None)}
+
+
 def run_demo(out: Path = Path("runs/demo"), steps: int | None = None) -> int:
-    """Train every demo model for ``steps`` (default: ``DEMO_STEPS``); print a summary.
+    """Train every demo model for ``steps`` (default: its ``demo_steps``); print a summary.
 
     Returns the process exit code (0 on success).
     """
     out = Path(out)
     rows = []
-    for model, default_steps in DEMO_STEPS.items():
-        n = steps or default_steps
-        print(f"\n== genlab demo: {model}, {n} steps ==", flush=True)
+    for name, entry in demo_models().items():
+        n = steps or entry.model_class.demo_steps
+        print(f"\n== genlab demo: {name}, {n} steps ==", flush=True)
         start = time.perf_counter()
-        cli = _train(model, out, n)
+        cli = _train(name, out, n)
         seconds = time.perf_counter() - start
-        metrics = {k: float(cli.trainer.callback_metrics[k]) for k in SUMMARY_METRICS[model]
+        metrics = {k: float(cli.trainer.callback_metrics[k]) for k in getattr(entry.model_class, "demo_metrics", ())
                    if k in cli.trainer.callback_metrics}
         figures = sorted((Path(cli.trainer.log_dir) / "figures").glob("*"))
-        rows.append((model, n, seconds, metrics, figures))
+        rows.append((name, n, seconds, metrics, figures))
 
     print("\n== genlab demo: summary ==")
-    for model, n, seconds, metrics, figures in rows:
+    for name, n, seconds, metrics, figures in rows:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        print(f"{model:12s} {n:5d} steps  {seconds:6.1f} s  {shown}")
+        print(f"{name:12s} {n:5d} steps  {seconds:6.1f} s  {shown}")
         for path in figures:
             print(f"{'':12s} {path}")
     return 0

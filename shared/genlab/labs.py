@@ -67,7 +67,7 @@ def _generate_one(lab: str, root: Path, dest: Path) -> list[Path]:
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
 
-def generate_release(lab: str | None = "03_transformer", dest: str | Path | None = None,
+def generate_release(lab: str | None = None, dest: str | Path | None = None,
                      root: str | Path | None = None) -> list[Path]:
     """Regenerate the student release of ``lab`` (``None``: every lab) and list the files written.
 

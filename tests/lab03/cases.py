@@ -1,62 +1,11 @@
-"""Mutants (realistic bugs) and correct variants of lab 03's graded cells.
+"""Mutants (realistic bugs), correct variants and cheats of lab 03's graded cells.
 
-Each case rewrites one solution cell of ``solutions/03_transformer/transformer.ipynb``
-(found by its nbgrader ``grade_id``). A mutant is written as text replacements of the
-solution's source, so it breaks loudly (``MutantDrift``) if the solution changes under it.
-A variant replaces the whole cell with a differently written but correct implementation.
+Each case rewrites one cell of ``solutions/03_transformer/transformer.ipynb`` (found by its
+nbgrader ``grade_id``); ``tests/labs/`` grades them all and runs their public checks.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import nbformat
-
-REPO = Path(__file__).resolve().parents[2]
-SOLUTION = REPO / "solutions" / "03_transformer" / "transformer.ipynb"
-RELEASE = REPO / "labs" / "03_transformer" / "transformer.ipynb"
-
-
-class MutantDrift(AssertionError):
-    """A mutant's replacement text no longer occurs in the solution cell."""
-
-
-@dataclass(frozen=True)
-class Mutant:
-    """A bug in cell ``grade_id``: ``replace`` pairs applied to the solution's source.
-
-    ``parts``: hidden-test parts (file stems without ``test_``) that must lose points.
-    ``keywords``: one of them must appear (case-insensitive) in the failing tests' feedback.
-    """
-
-    name: str
-    grade_id: str
-    replace: tuple[tuple[str, str], ...]
-    parts: tuple[str, ...]
-    keywords: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A correct implementation of cell ``grade_id`` written differently."""
-
-    name: str
-    grade_id: str
-    source: str
-    notes: str = field(default="")
-
-
-@dataclass(frozen=True)
-class Cheat:
-    """A cell that passes by calling genlab's own implementation instead of the student's:
-    it must lose points in ``parts`` with "write your own implementation" feedback."""
-
-    name: str
-    grade_id: str
-    source: str
-    parts: tuple[str, ...]
-
+from tests.labs.harness import Cheat, Mutant, Variant
 
 SDPA, MASKS, MHA = "scaled_dot_product_attention", "masks", "multi_head_attention"
 POS, COUNT, KV = "sinusoidal_positions", "count_parameters", "kv_cache_step"
@@ -261,23 +210,6 @@ def kv_cache_step(q, k_new, v_new, cache_k=None, cache_v=None):
 ]
 
 
-def _cell(nb, grade_id: str):
-    for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell
-    raise KeyError(f"no cell with grade_id {grade_id!r} in {SOLUTION}")
-
-
-def mutant_source(mutant: Mutant, nb=None) -> str:
-    """The mutated source of the mutant's cell."""
-    nb = nb or nbformat.read(SOLUTION, as_version=4)
-    source = _cell(nb, mutant.grade_id).source
-    for old, new in mutant.replace:
-        if old not in source:
-            raise MutantDrift(f"mutant {mutant.name}: {old!r} no longer occurs in cell {mutant.grade_id!r}")
-        source = source.replace(old, new)
-    return source
-
 
 CHEATS = [
     Cheat("sdpa_via_checks_formula", SDPA, r'''
@@ -293,13 +225,3 @@ def count_parameters(config):
     return sum(p.numel() for p in GPT(**{k: config[k] for k in keys}).parameters())
 ''', ("count_parameters",)),
 ]
-
-
-def write_case(case: Mutant | Variant | Cheat, dest: Path) -> Path:
-    """Write the solution notebook with the case's cell replaced to ``dest``; returns ``dest``."""
-    nb = copy.deepcopy(nbformat.read(SOLUTION, as_version=4))
-    source = mutant_source(case, nb) if isinstance(case, Mutant) else case.source.strip("\n")
-    _cell(nb, case.grade_id).source = source
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dest)
-    return dest

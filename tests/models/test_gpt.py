@@ -162,19 +162,6 @@ def test_linked_attributes_are_init_arguments_and_datamodule_attributes():
         assert name in params and hasattr(dm, name)
 
 
-def test_save_figures_writes_samples_and_attention(tmp_path):
-    from genlab.data import CharTextDataModule
-
-    dm = CharTextDataModule(block_size=16, batch_size=2)
-    model = GPT(dm.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
-    written = model.save_figures(dm, tmp_path)
-    names = {p.name for p in written}
-    assert {"samples.txt", "attention.png"} <= names
-    text = (tmp_path / "samples.txt").read_text()
-    assert text.count("temperature") == 3
-    assert all(p.stat().st_size > 0 for p in written)
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_16_mixed_training_on_gpu_is_finite():

@@ -8,6 +8,7 @@ import torch
 from genlab.data import DatesDataModule, PairBatch, collate_pairs
 from genlab.models import TransformerSeq2Seq
 from genlab.models.transformer_seq2seq import exact_match, truncate_after_eos
+from genlab.plots.transformer import save_seq2seq_figures
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -124,7 +125,7 @@ def test_fit_with_a_csv_logger_then_the_loss_curve_is_drawn(tmp_path):
                         accelerator="cpu")
     trainer.fit(model, dm)
     assert "val_exact_match" in trainer.callback_metrics
-    written = model.save_figures(dm, tmp_path / "figures")
+    written = save_seq2seq_figures(model, dm, tmp_path / "figures")
     assert (tmp_path / "figures" / "loss.png") in written
 
 
@@ -145,7 +146,7 @@ def test_linked_attributes_exist_on_dates_data_and_figures_are_written(tmp_path)
     assert set(kwargs) <= set(params)
     torch.manual_seed(0)
     model = TransformerSeq2Seq(**kwargs, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1)
-    written = model.save_figures(dm, tmp_path)
+    written = save_seq2seq_figures(model, dm, tmp_path)
     assert {p.name for p in written} >= {"translations.txt", "cross_attention.png"}
     assert "exact" in (tmp_path / "translations.txt").read_text()
 

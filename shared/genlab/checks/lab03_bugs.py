@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from genlab.checks.kit import close, describe
+
 __all__ = [
     "attention_formula",
     "name_attention_bug",
@@ -25,25 +27,7 @@ __all__ = [
     "gpt_parameter_formula",
     "name_parameter_bug",
     "name_kv_cache_bug",
-    "describe",
-    "close",
 ]
-
-
-def describe(x) -> str:
-    """A short description of a returned value: shape and dtype for tensors, else the type."""
-    if isinstance(x, Tensor):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of {len(x)} items"
-    return f"{type(x).__name__} {x!r}" if isinstance(x, (int, float, bool)) else type(x).__name__
-
-
-def close(a, b: Tensor, atol: float) -> bool:
-    """True if ``a`` is a tensor of the shape of ``b`` and close to it (atol, rtol 1e-4), in float64."""
-    return isinstance(a, Tensor) and a.shape == b.shape and bool(
-        torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4, equal_nan=False)
-    )
 
 
 # ---------------------------------------------------------------- 1. attention

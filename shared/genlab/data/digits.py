@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genlab.data import _checks
+from genlab.data.base import SplitDataModule
 from genlab.data.errors import DataUnavailableError
 
 __all__ = ["DigitsDataModule", "DEFAULT_MNIST_ROOT"]
@@ -81,7 +81,7 @@ def _mnist(root: Path, train: bool, download: bool):
         ) from None
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """Digit images and labels.
 
     Args:
@@ -164,21 +164,4 @@ class DigitsDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
-        shuffle = split == "train"
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=_checks.generator(self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self.split_loader(self.dataset(split), split)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genlab.data import _checks
+from genlab.data.base import SplitDataModule
 from genlab.data.batches import collate_pairs
 from genlab.data.vocab import Vocab
 
@@ -34,7 +34,7 @@ class _EncodedPairs(Dataset):
         return self.items[i]
 
 
-class PairDataModule(L.LightningDataModule):
+class PairDataModule(SplitDataModule):
     """Base class: string pairs -> padded ``PairBatch`` es.
 
     Encoding: src = source tokens + <eos>; tgt = <bos> + target tokens + <eos>.
@@ -125,27 +125,6 @@ class PairDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
-        shuffle = split == "train"
+        """Batches of ``PairBatch``: shuffled (seeded) for "train", in a fixed order otherwise."""
         collate: Callable = partial(collate_pairs, pad_id=self.pad_id)
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=_checks.generator(self.seed) if shuffle else None,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) batches of ``PairBatch``."""
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        """Batches of ``PairBatch`` in a fixed order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of ``PairBatch`` in a fixed order."""
-        return self._loader("test")
-
+        return self.split_loader(self.dataset(split), split, collate_fn=collate)

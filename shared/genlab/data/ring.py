@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genlab.data import _checks
+from genlab.data.base import SplitDataModule
+from genlab.data.errors import DataError
 
 __all__ = ["RingDataModule", "ring_centers"]
 
@@ -36,7 +37,7 @@ class _Points(Dataset):
         return self.x[i]
 
 
-class RingDataModule(L.LightningDataModule):
+class RingDataModule(SplitDataModule):
     """Points from k isotropic Gaussians (std ``std``) centred on a circle of ``radius``.
 
     Args:
@@ -94,18 +95,7 @@ class RingDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         self.setup()
-        shuffle = split == "train"
-        return DataLoader(
-            self._datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=_checks.generator(self.seed, 1) if shuffle else None,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        if split not in self._datasets:
+            raise DataError(f"the ring has no {split!r} split: it has 'train' and 'val' (fresh samples are "
+                            "unlimited: use sample(n, generator) for more).")
+        return self.split_loader(self._datasets[split], split, 1)

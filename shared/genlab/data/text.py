@@ -25,11 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from genlab.data import _checks
+from genlab.data.base import SplitDataModule
 from genlab.data.errors import DataFormatError
 from genlab.data.vocab import Vocab
 
@@ -108,7 +108,7 @@ class _Streams(Dataset):
         return chunk[:, :-1], chunk[:, 1:]
 
 
-class CharTextDataModule(L.LightningDataModule):
+class CharTextDataModule(SplitDataModule):
     """Character-level text for language models.
 
     Args:
@@ -218,12 +218,3 @@ class CharTextDataModule(L.LightningDataModule):
         else:
             sampler = list(range(0, len(windows), self.block_size))
         return DataLoader(windows, batch_size=self.batch_size, sampler=sampler, **common)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -1,15 +1,9 @@
-"""LightningModules for the labs, and the registry ``genlab fit <name>`` reads.
+"""LightningModules for the labs, one module per model family.
 
-``REGISTRY[name] = (ModelClass, DataModuleClass)``; each model class names, in
-``linked_from_data``, the datamodule attributes the CLI passes to its constructor.
+A model that declares ``fit_name`` is ``genlab fit <fit_name>``; ``genlab.training.registry()``
+finds it here, so this file only re-exports the classes for convenience.
 """
-from genlab.data import CharTextDataModule, DatesDataModule
 from genlab.models.gpt import GPT, GPTConfig, count_parameters, parameter_breakdown
 from genlab.models.transformer_seq2seq import TransformerSeq2Seq
 
-REGISTRY = {
-    "gpt": (GPT, CharTextDataModule),
-    "transformer": (TransformerSeq2Seq, DatesDataModule),
-}
-
-__all__ = ["REGISTRY", "GPT", "GPTConfig", "count_parameters", "parameter_breakdown", "TransformerSeq2Seq"]
+__all__ = ["GPT", "GPTConfig", "count_parameters", "parameter_breakdown", "TransformerSeq2Seq"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["adamw_with_decay_groups", "warmup_cosine", "lr_scheduler_config", "metrics_csv_path"]
+__all__ = ["adamw_with_decay_groups", "warmup_cosine", "lr_scheduler_config", "configure_adamw", "metrics_csv_path"]
 
 SCHEDULES = ("constant", "cosine")
 
@@ -51,6 +51,20 @@ def lr_scheduler_config(optimizer, schedule: str, warmup_steps: int, total_steps
         optimizer, functools.partial(warmup_cosine, warmup_steps=warmup_steps, total_steps=total)
     )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def configure_adamw(module, betas: tuple[float, float] = (0.9, 0.95)) -> dict:
+    """The one optimiser set-up of genlab's models, for ``configure_optimizers``.
+
+    Reads ``lr``, ``weight_decay`` and, when present, ``warmup_steps`` and ``schedule``
+    ("constant" or "cosine" over the run) from ``module.hparams``: AdamW with decay on
+    matrices only, stepped per optimizer step.
+    """
+    hp = module.hparams
+    optimizer = adamw_with_decay_groups(module, hp.lr, hp.get("weight_decay", 0.0), betas=betas)
+    schedule = hp.get("schedule", "constant")
+    total = module.trainer.estimated_stepping_batches if schedule == "cosine" else float("inf")
+    return lr_scheduler_config(optimizer, schedule, hp.get("warmup_steps", 0), total)
 
 
 def metrics_csv_path(module) -> Path | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -17,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab import plots
+from genlab.data import CharTextDataModule
 from genlab.decoding import sample_next
-from genlab.models.common import adamw_with_decay_groups, lr_scheduler_config, metrics_csv_path
+from genlab.models.common import configure_adamw
 from genlab.nn import (
     GPTBlock,
     KVCache,
@@ -87,8 +86,13 @@ class GPT(L.LightningModule):
     Batches are ``(x, y)`` LongTensors ``(B, T)`` with ``y`` = ``x`` shifted left by one.
     """
 
+    fit_name = "gpt"  # genlab fit gpt (configs/gpt.yaml)
+    datamodule_class = CharTextDataModule
     #: attributes of the datamodule the CLI passes to ``__init__``
     linked_from_data = ("vocab_size", "block_size")
+    figures = "genlab.plots.transformer:save_gpt_figures"
+    demo_steps = 400  # genlab demo: recognisable output in about a minute on 2 CPU cores
+    demo_metrics = ("val_loss",)
 
     def __init__(
         self,
@@ -172,9 +176,7 @@ class GPT(L.LightningModule):
 
     def configure_optimizers(self):
         """AdamW (decay on matrices only) with optional warmup and cosine decay over the run."""
-        optimizer = adamw_with_decay_groups(self, self.hparams.lr, self.hparams.weight_decay)
-        total = self.trainer.estimated_stepping_batches if self.hparams.schedule == "cosine" else float("inf")
-        return lr_scheduler_config(optimizer, self.hparams.schedule, self.hparams.warmup_steps, total)
+        return configure_adamw(self)
 
     # ------------------------------------------------------------ generation
     @torch.no_grad()
@@ -222,55 +224,3 @@ class GPT(L.LightningModule):
             stacked = torch.stack(step_logits, 1) if step_logits else idx.new_zeros(idx.shape[0], 0, V).float()
             return idx, stacked
         return idx
-
-    # --------------------------------------------------------------- figures
-    def save_figures(self, datamodule, out_dir: Path) -> list[Path]:
-        """Write ``loss.png`` (if a CSV log exists), ``samples.txt`` (3 temperatures) and
-        ``attention.png`` (every head of the last layer on a sentence of the corpus)."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        csv_path = metrics_csv_path(self)
-        if csv_path is not None:
-            fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="GPT: next-character loss")
-            written.append(plots.save(fig, out_dir / "loss.png"))
-
-        vocab = datamodule.vocab
-        text = datamodule.text("val") or datamodule.text("train")
-        text = "".join(ch for ch in text if ch in vocab.stoi)
-        sentence = _pick_sentence(text, max_len=min(self.config.block_size, 48))
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        prompt = sentence[: min(16, self.config.block_size)]
-        idx = vocab.encode(prompt).view(1, -1).to(self.device)
-        lines = []
-        for temperature in (0.5, 1.0, 1.5):
-            out = self.generate(idx, 300, temperature=temperature, generator=generator)
-            lines.append(f"=== temperature {temperature} (prompt {prompt!r}) ===\n{vocab.decode(out[0].tolist())}\n")
-        samples = out_dir / "samples.txt"
-        samples.write_text("\n".join(lines))
-        written.append(samples)
-
-        ids = vocab.encode(sentence).view(1, -1).to(self.device)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            weights = self.attention_maps(ids)[-1][0]  # (H, T, T) of the last layer
-        self.train(was_training)
-        fig = plots.attention_heads_grid(weights, list(sentence), title=f"last layer, {sentence!r}")
-        written.append(plots.save(fig, out_dir / "attention.png"))
-        return written
-
-
-def _pick_sentence(text: str, max_len: int, min_len: int = 20) -> str:
-    """A prose sentence of ``text`` (capitalised, mostly letters, ``min_len..max_len`` chars);
-    falls back to any sentence of a fitting length, then to the first ``max_len`` chars."""
-    candidates = []
-    for raw in text.replace("\n", " ").split(". "):
-        sentence = " ".join(raw.split()) + "."
-        if min_len <= len(sentence) <= max_len:
-            candidates.append(sentence)
-    for sentence in candidates:
-        letters = sum(ch.isalpha() or ch == " " for ch in sentence)
-        if sentence[0].isupper() and letters >= 0.9 * len(sentence):
-            return sentence
-    return candidates[0] if candidates else text[:max_len]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -17,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from genlab import plots
-from genlab.models.common import adamw_with_decay_groups, lr_scheduler_config, metrics_csv_path
+from genlab.data import DatesDataModule
+from genlab.models.common import configure_adamw
 from genlab.nn import (
     DecoderBlock,
     EncoderBlock,
@@ -29,7 +28,7 @@ from genlab.nn import (
     padding_mask,
 )
 
-__all__ = ["TransformerSeq2Seq", "truncate_after_eos", "exact_match"]
+__all__ = ["TransformerSeq2Seq", "truncate_after_eos", "exact_match", "encode_sources"]
 
 
 def truncate_after_eos(seq: Tensor, eos_id: int, pad_id: int) -> Tensor:
@@ -58,7 +57,12 @@ class TransformerSeq2Seq(L.LightningModule):
     """
 
     #: attributes of the datamodule the CLI passes to ``__init__``
+    fit_name = "transformer"  # genlab fit transformer (configs/transformer.yaml)
+    datamodule_class = DatesDataModule
     linked_from_data = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")
+    figures = "genlab.plots.transformer:save_seq2seq_figures"
+    demo_steps = 600  # genlab demo: recognisable output in about a minute on 2 CPU cores
+    demo_metrics = ("val_loss", "val_exact_match")
 
     def __init__(
         self,
@@ -199,65 +203,20 @@ class TransformerSeq2Seq(L.LightningModule):
 
     def configure_optimizers(self):
         """AdamW (decay on matrices only) with optional warmup and cosine decay over the run."""
-        optimizer = adamw_with_decay_groups(self, self.hparams.lr, self.hparams.weight_decay, betas=(0.9, 0.98))
-        total = self.trainer.estimated_stepping_batches if self.hparams.schedule == "cosine" else float("inf")
-        return lr_scheduler_config(optimizer, self.hparams.schedule, self.hparams.warmup_steps, total)
+        return configure_adamw(self, betas=(0.9, 0.98))
 
     # ----------------------------------------------------------- convenience
     def translate(self, sources: Sequence[str], src_vocab, tgt_vocab, max_len: int | None = None) -> list[str]:
         """Greedy translations of raw source strings (encoded with ``src_vocab`` + <eos>)."""
         was_training = self.training
         self.eval()
-        src, lengths = _encode_batch(sources, src_vocab, self.hparams.eos_id, self.hparams.pad_id)
+        src, lengths = encode_sources(sources, src_vocab, self.hparams.eos_id, self.hparams.pad_id)
         pred = self.greedy_decode(src.to(self.device), lengths.to(self.device), max_len)
         self.train(was_training)
         return [_to_text(row, tgt_vocab, self.hparams) for row in pred.tolist()]
 
-    # --------------------------------------------------------------- figures
-    def save_figures(self, datamodule, out_dir: Path) -> list[Path]:
-        """Write ``loss.png`` (if a CSV log exists), ``translations.txt`` (validation examples)
-        and ``cross_attention.png`` (last decoder layer, heads averaged, one example)."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        csv_path = metrics_csv_path(self)
-        if csv_path is not None:
-            fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="Transformer seq2seq loss")
-            written.append(plots.save(fig, out_dir / "loss.png"))
 
-        pairs = list(datamodule.pairs("val"))[:20]
-        sources = [s for s, _ in pairs]
-        outputs = self.translate(sources, datamodule.src_vocab, datamodule.tgt_vocab)
-        lines = [f"{'ok ' if out == tgt else 'BAD'} {src!r} -> {out!r} (expected {tgt!r})"
-                 for (src, tgt), out in zip(pairs, outputs, strict=True)]
-        right = sum(out == tgt for (_, tgt), out in zip(pairs, outputs, strict=True))
-        lines.append(f"\n{right}/{len(pairs)} exact")
-        path = out_dir / "translations.txt"
-        path.write_text("\n".join(lines) + "\n")
-        written.append(path)
-
-        src, lengths = _encode_batch(sources[:1], datamodule.src_vocab, self.hparams.eos_id, self.hparams.pad_id)
-        src, lengths = src.to(self.device), lengths.to(self.device)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            pred = truncate_after_eos(self.greedy_decode(src, lengths), self.hparams.eos_id, self.hparams.pad_id)
-            pred = pred[:, : int((pred[0] != self.hparams.pad_id).sum())]
-            bos = torch.full((1, 1), self.hparams.bos_id, dtype=torch.long, device=self.device)
-            tgt_in = torch.cat([bos, pred[:, :-1]], dim=1) if pred.shape[1] else bos
-            weights = self.cross_attention_weights(src, lengths, tgt_in)[-1, 0].mean(0)  # (T, S)
-        self.train(was_training)
-        itos_src, itos_tgt = datamodule.src_vocab.itos, datamodule.tgt_vocab.itos
-        x_labels = [itos_src[i] for i in src[0].tolist()]
-        y_labels = [itos_tgt[i] for i in pred[0].tolist()] or ["<eos>"]
-        fig = plots.attention_heatmap(weights[: len(y_labels)], x_labels, y_labels,
-                                      title="cross-attention (last decoder layer, mean over heads)",
-                                      xlabel="source token (key)", ylabel="output token (its query)")
-        written.append(plots.save(fig, out_dir / "cross_attention.png"))
-        return written
-
-
-def _encode_batch(sources: Sequence[str], vocab, eos_id: int, pad_id: int) -> tuple[Tensor, Tensor]:
+def encode_sources(sources: Sequence[str], vocab, eos_id: int, pad_id: int) -> tuple[Tensor, Tensor]:
     """Encode strings as ``(B, S)`` ids + <eos>, padded with <pad>; returns ``(src, lengths)``."""
     rows = [torch.cat([torch.as_tensor(vocab.encode(s), dtype=torch.long), torch.tensor([eos_id])]) for s in sources]
     lengths = torch.tensor([len(r) for r in rows])

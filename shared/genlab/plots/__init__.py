@@ -1,4 +1,4 @@
-"""Figures for the labs and ``genlab fit``: attention heatmaps and loss curves.
+"""Figures for the labs and ``genlab fit``: attention heatmaps and loss curves (Hangul-ready).
 
 Everything builds ``matplotlib.figure.Figure`` objects directly (no pyplot state), so it
 works without a display (Agg) and inside notebooks (a returned Figure displays inline).
@@ -13,6 +13,10 @@ from pathlib import Path
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from genlab.plots.fonts import use_hangul_font
+
+use_hangul_font()  # Korean labels render as Hangul in every genlab figure
 
 __all__ = ["attention_heatmap", "attention_heads_grid", "loss_curves", "read_metrics_csv", "save"]
 

@@ -1,0 +1,61 @@
+"""Helpers for hidden-test authors: call the student, expect shapes and values, name bugs.
+
+The ``expect_*`` helpers are the public checks' own (``genlab.checks.kit``), so a student
+reads the same sentence in the notebook and in the feedback. ``call`` is the hidden tests'
+way into the submission: it goes through the ``submission`` proxy and turns what the
+student's code raised into a failed assertion with context.
+
+    from autograder import kit
+
+    @pytest.mark.points(2)
+    def test_shapes(submission):
+        fn = submission.function("causal_mask")
+        mask = kit.expect_tensor(kit.call(fn, 6, context="causal_mask(6)"), "causal_mask(6)",
+                                 shape=(6, 6), dtype=torch.bool)
+"""
+from __future__ import annotations
+
+from autograder.runner.errors import SubmissionError
+from genlab.checks.kit import (
+    close,
+    describe,
+    expect_close,
+    expect_finite,
+    expect_float,
+    expect_int,
+    expect_tensor,
+    expect_tuple,
+    fail_if,
+)
+
+__all__ = [
+    "call",
+    "close",
+    "describe",
+    "expect_close",
+    "expect_finite",
+    "expect_float",
+    "expect_int",
+    "expect_tensor",
+    "expect_tuple",
+    "fail_if",
+]
+
+
+def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[str, str] | None = None, **kwargs):
+    """Call submission code (a ``Remote``); what it raised becomes an ``AssertionError``.
+
+    The message is the student-facing one from the worker, prefixed by ``context``
+    ("at step 3") and followed by ``hint``, or by ``hints[exception type name]`` when the
+    student's code raised that type (``hints={"KeyError": "read config['n_embd']"}``).
+    Crashes, timeouts and calls of a blocked reference (subclasses of ``SubmissionError``)
+    propagate unchanged: a test cannot swallow them.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except SubmissionError as exc:
+        if type(exc) is not SubmissionError:
+            raise
+        extra = (hints or {}).get(exc.exc_type or "", hint)
+        message = f"{context}: {exc}" if context else str(exc)
+        raise AssertionError(f"{message} {extra}".rstrip()) from None
