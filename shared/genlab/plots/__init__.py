@@ -18,7 +18,7 @@ from genlab.plots.fonts import use_hangul_font
 
 use_hangul_font()  # Korean labels render as Hangul in every genlab figure
 
-__all__ = ["attention_heatmap", "attention_heads_grid", "loss_curves", "read_metrics_csv", "save"]
+__all__ = ["attention_heatmap", "attention_heads_grid", "loss_curves", "read_metrics_csv", "save", "save_run_loss"]
 
 
 def _as_2d(weights, name: str = "weights"):
@@ -156,3 +156,13 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def save_run_loss(model, out_dir: str | Path, title: str, keys: Sequence[str] = ("train_loss", "val_loss")) -> list[Path]:
+    """``out_dir/loss.png`` from the CSV log of the run ``model`` was trained in; ``[]`` without one."""
+    from genlab.models.common import metrics_csv_path
+
+    csv_path = metrics_csv_path(model)
+    if csv_path is None:
+        return []
+    return [save(loss_curves(csv_path, keys=list(keys), title=title), Path(out_dir) / "loss.png")]

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from genlab import plots
-from genlab.models.common import metrics_csv_path
 from genlab.models.transformer_seq2seq import encode_sources, truncate_after_eos
 
 __all__ = ["save_gpt_figures", "save_seq2seq_figures"]
@@ -21,11 +20,7 @@ def save_gpt_figures(model, datamodule, out_dir: Path) -> list[Path]:
     ``attention.png`` (every head of the last layer on a sentence of the corpus)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    csv_path = metrics_csv_path(model)
-    if csv_path is not None:
-        fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="GPT: next-character loss")
-        written.append(plots.save(fig, out_dir / "loss.png"))
+    written = plots.save_run_loss(model, out_dir, title="GPT: next-character loss")
 
     vocab = datamodule.vocab
     text = datamodule.text("val") or datamodule.text("train")
@@ -58,11 +53,7 @@ def save_seq2seq_figures(model, datamodule, out_dir: Path) -> list[Path]:
     and ``cross_attention.png`` (last decoder layer, heads averaged, one example)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    csv_path = metrics_csv_path(model)
-    if csv_path is not None:
-        fig = plots.loss_curves(csv_path, keys=["train_loss", "val_loss"], title="Transformer seq2seq loss")
-        written.append(plots.save(fig, out_dir / "loss.png"))
+    written = plots.save_run_loss(model, out_dir, title="Transformer seq2seq loss")
 
     pairs = list(datamodule.pairs("val"))[:20]
     sources = [s for s, _ in pairs]
