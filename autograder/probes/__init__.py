@@ -1,11 +1,17 @@
 """Probes: small scripts that run beside a submission, in its worker, and return plain data.
 
-A probe is a file ``<name>.py`` here (shared) or in a lab's ``probes/`` folder (lab-specific).
+Shared probes live here, one file ``<name>.py`` each: ``autocast`` (dtypes and ops under
+``torch.autocast``), ``gradients`` (gradient flow and detach), and those the labs add for
+every lab's use. A lab may add its own in ``autograder/<lab>/probes/``; one named like a
+shared probe is a ``LabError`` when the lab is loaded (extend the shared probe instead of
+copying it). Files whose name starts with ``_`` are not probes.
+
 The grader sends the file's text to the worker, which executes it and calls
 ``run(namespace, **kwargs)``: ``namespace`` is the notebook's global namespace and the
 keyword arguments come from ``submission.probe(name, **kwargs)`` (tensors, plain values,
 or objects from the notebook that the test holds as ``Remote`` handles). ``run`` must
 return plain data: numbers, strings, tensors, and lists/tuples/dicts of them. The verdict
 is reached in the hidden test, never in the probe. Probes use only the standard library,
-torch and numpy (``autograder`` is not importable in the worker).
+torch and numpy (``autograder`` is not importable in the worker); their calls of blocked
+references pass, like library code's.
 """

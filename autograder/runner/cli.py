@@ -16,10 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.runner.batch import BatchError, BatchInterrupted, LabInfo, grade_batch
+from autograder.runner.batch import BatchInterrupted, LabInfo, grade_batch
 from autograder.runner.discover import DiscoveryError, discover
 from autograder.runner.gradebook import GradebookError, write_gradebook
+from autograder.runner.lab import Lab
 from autograder.runner.reports import summary_table
+from autograder.runner.store import BatchError, ResultStore
 
 DESCRIPTION = """\
 Grade submitted notebooks against LAB's hidden tests, each in a fresh isolated process.
@@ -64,26 +66,13 @@ def add_grade_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _load_lab(ref: str):
-    """CORE's ``Lab.load``, with any failure turned into one clear line."""
-    try:
-        from autograder.runner.lab import Lab
-    except ImportError as e:
-        raise InputError(f"the grading core is not available ({e})") from e
+def _load_lab(ref: str) -> Lab:
+    """``Lab.load``, with any failure turned into one clear line."""
     try:
         return Lab.load(ref)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(msg if repr(str(ref)) in msg else f"cannot load lab {ref!r}: {msg}") from e
-
-
-def _lab_paths(lab) -> tuple[Path, Path | None]:
-    """(lab folder, release notebook) of a CORE ``Lab``."""
-    folder = next((getattr(lab, a) for a in ("path", "root", "dir", "folder") if getattr(lab, a, None)), None)
-    release = getattr(lab, "release", None) or getattr(lab, "release_path", None)
-    if folder is None:
-        raise InputError(f"lab {lab.name!r} does not say where its folder is")
-    return Path(folder), (Path(release) if release else None)
 
 
 def run_grade(args: argparse.Namespace) -> int:
@@ -136,8 +125,6 @@ def run_grade(args: argparse.Namespace) -> int:
 
 
 def _gradebook(url: str, lab: LabInfo, out: Path, outcome) -> int:
-    from autograder.runner.batch import ResultStore
-
     store = ResultStore(out, lab.name)
     metas = {s: (store.meta(s) or {}) for s in store.results}
     notebook = Path(lab.notebook).stem if lab.notebook else lab.name
@@ -151,11 +138,10 @@ def _zip(args: argparse.Namespace, lab_obj) -> int:
 
     if args.submissions:
         raise InputError("--gradescope-zip takes only LAB (no SUBMISSION); use --out for the zip's path")
-    lab_dir, release = _lab_paths(lab_obj)
     out = Path(args.out) if args.out else Path("build") / f"gradescope-{lab_obj.name}.zip"
     if out.suffix != ".zip":
         raise InputError(f"--out {out}: the Gradescope autograder must be a .zip file")
-    path = build_zip(lab_dir, release, out)
+    path = build_zip(lab_obj.folder, lab_obj.release, out)
     print(f"Gradescope autograder: {path} (upload it as the assignment's autograder; "
           "Gradescope runs setup.sh once, then run_autograder per submission)")
     return 0

@@ -14,7 +14,7 @@ Accepted, per argument:
 
 In a per-student folder (nbgrader or Gradescope) the notebook is the one named like the
 lab's release notebook, else the only ``.ipynb`` there, else the only file there. A folder
-with no usable file still yields a ``Submission`` whose ``problem`` says why; the batch
+with no usable file still yields a ``Handin`` whose ``problem`` says why; the batch
 scores it 0 with that reason. Hidden files and ``.ipynb_checkpoints`` are ignored.
 
 Two different files with the same student id raise ``DiscoveryError`` (we never rename
@@ -33,8 +33,8 @@ class DiscoveryError(ValueError):
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One thing to grade.
+class Handin:
+    """One student's hand-in: what the batch grades (not the hidden tests' ``submission``).
 
     ``notebook`` is None when ``problem`` is set (nothing usable was submitted).
     ``timestamp`` is nbgrader's ``timestamp.txt`` content when there is one.
@@ -49,7 +49,7 @@ class Submission:
 
 @dataclass
 class Discovery:
-    submissions: list[Submission] = field(default_factory=list)
+    submissions: list[Handin] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: reason", for the instructor
 
 
@@ -95,11 +95,11 @@ def _pick_notebook(folder: Path, release_name: str | None) -> tuple[Path | None,
     return None, "Nothing was submitted (the folder is empty)."
 
 
-def _student_entry(student: str, folder: Path, release_name: str | None, layout: str) -> Submission:
+def _student_entry(student: str, folder: Path, release_name: str | None, layout: str) -> Handin:
     notebook, problem = _pick_notebook(folder, release_name)
     stamp = folder / "timestamp.txt"
     timestamp = stamp.read_text(encoding="utf-8", errors="replace").strip() if stamp.is_file() else None
-    return Submission(safe_id(student), notebook, layout, problem, timestamp or None)
+    return Handin(safe_id(student), notebook, layout, problem, timestamp or None)
 
 
 def _gradescope_id(folder: Path) -> str:
@@ -136,7 +136,7 @@ def _from_folder(folder: Path, lab: str, release_name: str | None, found: Discov
     files = _files(folder)
     for p in files:
         if p.suffix == ".ipynb":
-            found.submissions.append(Submission(safe_id(p.stem), p, "folder"))
+            found.submissions.append(Handin(safe_id(p.stem), p, "folder"))
         else:
             found.skipped.append(f"{p}: not a .ipynb file")
     for d in students:
@@ -166,8 +166,8 @@ def discover(paths: list[Path | str], lab: str, release_name: str | None = None)
         if path.is_dir():
             _from_folder(path, lab, release_name, found)
         else:
-            found.submissions.append(Submission(safe_id(path.stem), path, "file"))
-    unique: dict[str, Submission] = {}
+            found.submissions.append(Handin(safe_id(path.stem), path, "file"))
+    unique: dict[str, Handin] = {}
     for sub in found.submissions:
         prev = unique.get(sub.student)
         if prev is None:

@@ -3,7 +3,7 @@
 Two families:
 
 * ``SubmissionError`` and its subclasses are raised in the grader's process by the
-  ``submission`` proxy when something went wrong *on the submission's side*. Their
+  ``submission`` fixture when something went wrong *on the submission's side*. Their
   message is written for the student and becomes the failing test's feedback as is.
   A plain ``SubmissionError`` means "student code raised": ``exc_type`` then holds the
   exception's class name (``"ValueError"``), so a hidden test can check that a submission

@@ -2,7 +2,7 @@
 
 1. Read the notebook and restore its protected cells (``notebook.prepare``); a notebook
    that cannot be read scores 0 with the reason in ``error`` and in every test's message.
-2. Start the worker (``proxy.WorkerHandle``): it runs the code cells in the sandbox while
+2. Start the worker (``worker_client.WorkerHandle``): it runs the code cells in the sandbox while
    the hidden tests are collected here.
 3. Run the lab's hidden tests with pytest in this process (``plugin.GraderPlugin``);
    pytest's own output goes to the log, never into feedback.
@@ -29,10 +29,10 @@ from .errors import LabError, NotebookError
 from .lab import Lab
 from .notebook import prepare
 from .plugin import GraderPlugin
-from .proxy import Submission, WorkerHandle
-from .results import SubmissionResult
+from .results import INTERNAL_PREFIX, SubmissionResult
+from .submission import Submission
+from .worker_client import WorkerHandle
 
-INTERNAL_PREFIX = "internal grader error"
 MAX_ISSUES = 20
 
 

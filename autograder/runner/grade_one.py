@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.modules.setdefault("rfc3987_syntax", None)
 
     from .errors import LabError
-    from .grade import INTERNAL_PREFIX, grade_notebook
+    from .grade import grade_notebook
     from .lab import Lab
-    from .results import SubmissionResult
+    from .results import INTERNAL_PREFIX, SubmissionResult
 
     try:
         lab = Lab.load(args.lab)

@@ -99,11 +99,9 @@ def write_gradebook(
     False for a student whose grader died (flagged for manual grading). Returns the number
     of submissions written. Idempotent: writing the same results again changes nothing.
     """
-    try:
-        from nbgrader.api import Grade as GradeRow
-        from nbgrader.api import Gradebook, MissingEntry
-    except ImportError as e:  # pragma: no cover - nbgrader is a dependency
-        raise GradebookError(f"nbgrader is not installed ({e}); pip install nbgrader") from e
+    from nbgrader.api import Grade as GradeRow  # imported here: it takes seconds
+    from nbgrader.api import Gradebook, MissingEntry
+
     results = sorted(results, key=lambda r: r.student)
     complete = complete or {}
     timestamps = timestamps or {}

@@ -150,12 +150,11 @@ def run(root: Path, lab_ref: str) -> int:
     """Grade ``root/submission`` and write ``root/results/results.json``. Always writes it."""
     from autograder.runner.batch import LabInfo, grade_batch
     from autograder.runner.discover import discover
+    from autograder.runner.lab import Lab
 
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     try:
-        from autograder.runner.lab import Lab
-
         lab = LabInfo.from_lab(Lab.load(lab_ref))
         found = discover([root / "submission"], lab.name, lab.notebook)
         sub = found.submissions[0]

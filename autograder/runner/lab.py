@@ -1,17 +1,21 @@
-"""A lab: a folder with ``lab.toml`` and hidden ``test_*.py`` files.
+"""A lab: a folder with ``lab.toml``, hidden ``test_*.py`` files and, if any, ``probes/``.
 
 ``lab.toml``::
 
-    name = "03_transformer"                          # assignment name (nbgrader)
+    name = "03_transformer"                          # assignment name (nbgrader): the lab's id
     release = "labs/03_transformer/transformer.ipynb"  # from the repo root, or "./x.ipynb"
     skip_tags = ["training", "plotting"]             # cells not executed while grading
-    blocked = ["genlab.nn.attention:scaled_dot_product_attention"]  # "module:attr[.attr]"
+    blocked = ["genlab.nn.attention:scaled_dot_product_attention",  # "module:attr[.attr]"
+               "genlab.nn.masks:*"]                  # every public function and class
     [limits]                                         # all optional
     setup_timeout_s = 120
     call_timeout_s = 30
 
-``Lab.load("03_transformer")`` (or ``"lab03_transformer"``) finds
-``autograder/lab03_transformer/``; a folder or a ``lab.toml`` path works too.
+``Lab.load("03_transformer")`` finds the ``lab.toml`` under ``autograder/`` whose ``name``
+is ``03_transformer``; a lab folder or a ``lab.toml`` path works too.
+
+Probes: the shared ones in ``autograder/probes/``, and a lab's own in ``<lab>/probes/``.
+A lab probe named like a shared one is a ``LabError`` (never a silent shadow).
 """
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import worker_blockers
 from .errors import LabError
 
 AUTOGRADER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = AUTOGRADER_DIR.parent
-_BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+SHARED_PROBES = AUTOGRADER_DIR / "probes"
+_BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:([A-Za-z_][\w.]*|\*)$")
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Lab:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Lab:
-        """Load a lab by name (``"03_transformer"``, ``"lab03_transformer"``) or path."""
+        """Load a lab by its name (``"03_transformer"``) or its folder or ``lab.toml`` path."""
         toml_path = _find_lab_toml(name_or_path)
         where = str(toml_path)
         try:
@@ -98,12 +104,13 @@ class Lab:
         for ref in blocked:
             if not _BLOCKED_RE.match(ref):
                 raise LabError(
-                    f"{where}: blocked entry {ref!r} must look like 'package.module:attribute'"
+                    f"{where}: blocked entry {ref!r} must look like 'package.module:attribute' "
+                    "(or 'package.module:*' for every public function and class of the module)"
                 )
         limits_data = data.get("limits", {})
         if not isinstance(limits_data, dict):
             raise LabError(f"{where}: [limits] must be a table")
-        return cls(
+        lab = cls(
             name=name,
             folder=toml_path.parent.resolve(),
             release=release_path,
@@ -111,6 +118,8 @@ class Lab:
             blocked=tuple(blocked),
             limits=Limits.from_dict(limits_data, where),
         )
+        lab.probe_files()   # a probe name clash is an error now, not when a test asks for it
+        return lab
 
     def test_files(self) -> list[Path]:
         """The hidden test files, sorted."""
@@ -121,24 +130,41 @@ class Lab:
 
         The worker blocks references lazily, when their module is first imported, and
         cannot report typos then: a lab's test suite should assert this list is empty.
-        Imports the modules named in ``blocked``.
+        A ``module:*`` entry must match at least one function or class. Imports the modules
+        named in ``blocked``; resolves them exactly as the worker does.
         """
-        import importlib
-
         bad = []
         for ref in self.blocked:
-            modname, _, attrpath = ref.partition(":")
             try:
-                obj = importlib.import_module(modname)
-                for part in attrpath.split("."):
-                    obj = getattr(obj, part)
+                singles = worker_blockers.expand(ref)
+                if not singles:
+                    raise LookupError("the module has no public function or class")
+                for single in singles:
+                    worker_blockers.lookup(single)
             except Exception as exc:
                 bad.append(f"{ref} ({type(exc).__name__}: {exc})")
         return bad
 
-    def probe_dirs(self) -> list[Path]:
-        """Where probes are looked up: the lab's own ``probes/`` first, then the shared ones."""
-        return [self.folder / "probes", AUTOGRADER_DIR / "probes"]
+    def probe_files(self) -> dict[str, Path]:
+        """Every probe this lab's tests may run, by name: the shared ones and the lab's own.
+
+        Raises ``LabError`` when a lab probe has the name of a shared one.
+        """
+        shared, own = _probes_in(SHARED_PROBES), _probes_in(self.folder / "probes")
+        clash = sorted(set(shared) & set(own))
+        if clash:
+            raise LabError(
+                f"{self.folder / 'probes'}: probe(s) {', '.join(clash)} have the name of a shared probe "
+                f"in {SHARED_PROBES}; rename the lab's probe, or extend the shared one instead of copying it"
+            )
+        return {**shared, **own}
+
+
+def _probes_in(folder: Path) -> dict[str, Path]:
+    """``name -> file`` for the probes in ``folder`` (``*.py`` not starting with ``_``)."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
 
 
 def _find_lab_toml(name_or_path: str | Path) -> Path:
@@ -150,22 +176,30 @@ def _find_lab_toml(name_or_path: str | Path) -> Path:
             return (path / "lab.toml").resolve()
         raise LabError(f"{path} is a folder but has no lab.toml")
     text = str(name_or_path)
-    if "/" not in text and "\\" not in text:
-        for candidate in (text, f"lab{text}", text.removeprefix("lab")):
-            toml = AUTOGRADER_DIR / candidate / "lab.toml"
-            if candidate and toml.is_file():
-                return toml.resolve()
-        for toml in sorted(AUTOGRADER_DIR.glob("*/lab.toml")):
-            try:
-                if tomllib.loads(toml.read_text(encoding="utf-8")).get("name") == text:
-                    return toml.resolve()
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-                continue
-    known = sorted(p.parent.name for p in AUTOGRADER_DIR.glob("*/lab.toml"))
+    labs = _labs_by_name()
+    if text in labs:
+        return labs[text]
+    known = ", ".join(f"{n} ({p.parent.relative_to(AUTOGRADER_DIR.parent)})" for n, p in sorted(labs.items()))
     raise LabError(
-        f"no lab named {text!r}: expected a folder with lab.toml or one of "
-        f"{', '.join(known) or '(no labs found under autograder/)'}"
+        f"no lab named {text!r}: name a lab by the `name` in its lab.toml, or give its folder; "
+        f"known labs: {known or '(no labs found under autograder/)'}"
     )
+
+
+def _labs_by_name() -> dict[str, Path]:
+    """``name -> lab.toml`` for every lab under ``autograder/``; two labs with one name are an error."""
+    labs: dict[str, Path] = {}
+    for toml in sorted(AUTOGRADER_DIR.glob("*/lab.toml")):
+        try:
+            name = tomllib.loads(toml.read_text(encoding="utf-8")).get("name")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue  # loading that lab by its folder reports what is wrong with it
+        if not isinstance(name, str):
+            continue
+        if name in labs:
+            raise LabError(f"two labs are named {name!r}: {labs[name]} and {toml}; give each lab its own `name`")
+        labs[name] = toml.resolve()
+    return labs
 
 
 def _resolve_release(release: str, lab_folder: Path) -> Path:

@@ -2,7 +2,7 @@
 
 * markers: ``points(n)`` (required on every hidden test; a test without it is a lab error)
   and ``gpu`` (needs CUDA; without it the test is "not_run" and its points are pending);
-* the session-scoped ``submission`` fixture (a ``proxy.Submission``);
+* the session-scoped ``submission`` fixture (a ``submission.Submission``);
 * every test's verdict becomes a ``TestOutcome``. Its message is the assertion's own message
   (hidden tests write it for students), or the message of a ``SubmissionError``; any other
   exception in test code gives "internal grader error in this test (reported to the
@@ -16,8 +16,8 @@ import traceback
 import pytest
 
 from .errors import SubmissionError
-from .proxy import Submission
 from .results import TestOutcome
+from .submission import Submission
 
 INTERNAL = "internal grader error in this test (reported to the instructor)"
 

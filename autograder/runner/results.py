@@ -11,6 +11,10 @@ from typing import Literal
 
 Status = Literal["passed", "failed", "not_run"]
 
+# How ``SubmissionResult.error`` starts when the grader failed, not the submission: the
+# batch keeps such a result but does not count it as finished (a rerun grades it again).
+INTERNAL_PREFIX = "internal grader error"
+
 
 @dataclass
 class TestOutcome:
@@ -41,6 +45,11 @@ class SubmissionResult:
     isolation: str = ""
     notebook_issues: list[str] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def internal_error(self) -> bool:
+        """Whether the grader itself failed on this submission (see ``INTERNAL_PREFIX``)."""
+        return (self.error or "").startswith(INTERNAL_PREFIX)
 
     @property
     def score(self) -> float:

@@ -62,7 +62,7 @@ from .errors import SandboxError
 from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 
 HERE = Path(__file__).resolve().parent
-WORKER_FILES = ("worker.py", "worker_blockers.py", "worker_values.py", "jail.py")
+WORKER_FILES = ("worker.py", "framing.py", "worker_blockers.py", "worker_values.py", "worker_output.py", "jail.py")
 UID_BASE = 100_000
 UID_SLOTS = 50_000
 

@@ -1,7 +1,8 @@
 """The grading worker: runs one submission's code cells, then answers the grader's requests.
 
 A self-contained script (standard library, torch and numpy only): the grader copies it, with
-``jail.py``, into a fresh temporary folder and runs it with the virtual environment's python:
+its siblings (``sandbox.WORKER_FILES``), into a fresh temporary folder and runs it with the
+virtual environment's python:
 
     python -s -B worker.py CONFIG_JSON
 
@@ -16,137 +17,61 @@ A self-contained script (standard library, torch and numpy only): the grader cop
    recorded and execution goes on. A ``progress`` frame precedes each cell.
 4. Send ``ready`` and serve requests: get, call, method, getattr, probe, release.
 
-Protocol: frames of an 8-byte big-endian length and a payload whose first byte says
-``J`` (JSON) or ``T`` (``torch.save``). Replies carry only plain data and tensors; other
-objects stay here in a handle table and cross as ``{"__remote__": id, "type", "repr"}``.
+Protocol: the frames of ``framing.py`` (an 8-byte big-endian length, then a payload whose
+first byte says ``J`` (JSON) or ``T`` (``torch.save``)). Replies carry only plain data and
+tensors; other objects stay here in a handle table and cross as
+``{"__remote__": id, "type", "repr"}``.
 
 Limits of the design: submission code runs in this process, so it could in principle forge
 replies (or undo a blocker) through the inherited pipe or ``gc``. That only ever yields
 plain data in the grader, which loads it with ``weights_only=True`` and reaches every
 verdict itself; it cannot run code in the grader, read the hidden tests or touch results.
 """
-import io
 import json
 import linecache
 import os
 import re
-import struct
 import sys
 import time
 import traceback
 import types
 
-try:  # imported as part of the autograder package (the grader's own tests)
+if __package__:  # imported as autograder.runner.worker (the grader's own tests)
+    from . import framing
     from .worker_blockers import Blockers, ReferenceUsedError
+    from .worker_output import CappedWriter
     from .worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
-except ImportError:  # run as a script from the temporary folder the grader copied it to
+else:  # run as a script from the temporary folder the grader copied it to
+    import framing
     from worker_blockers import Blockers, ReferenceUsedError
+    from worker_output import CappedWriter
     from worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 
-HEADER = struct.Struct(">Q")
-MAX_FRAME = 512 * 1024 * 1024
 _MAGIC = re.compile(r"^(\s*)((%{1,2}[A-Za-z])|(![^=\s]))")
 
 # Bound early so that a submission replacing os.write & co. cannot derail the protocol.
-_os_read, _os_write, _getpid, _os_exit = os.read, os.write, os.getpid, os._exit
-_json_dumps, _json_loads, _BytesIO = json.dumps, json.loads, io.BytesIO
+_getpid, _os_exit = os.getpid, os._exit
 
 
-# ---------------------------------------------------------------------------- output
-class CappedWriter(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr`` replacement: writes to fd 1/2 until a shared byte cap.
-
-    Past the cap, output is dropped silently (a print must never fail the student's code).
-    Writes straight to fd 1/2 (C code, ``os.write``) are capped by ``RLIMIT_FSIZE``.
-    """
-
-    budget = [0]
-
-    def __init__(self, fd: int):
-        self._fd = fd
-        self.buffer = _CappedBinary(self)
-
-    def writable(self):
-        return True
-
-    def write(self, text):
-        if not isinstance(text, str):
-            text = str(text)
-        if self.budget[0] > 0:
-            self.write_bytes(text[: self.budget[0]].encode("utf-8", "replace"))
-        return len(text)
-
-    def write_bytes(self, data: bytes):
-        if self.budget[0] <= 0:
-            return
-        chunk = data[: self.budget[0]]
-        self.budget[0] -= len(chunk)
-        try:
-            _os_write(self._fd, chunk)
-            if self.budget[0] <= 0:
-                _os_write(self._fd, b"\n[output truncated: limit reached]\n")
-        except OSError:
-            self.budget[0] = 0
-
-    def flush(self):
-        pass
-
-    def fileno(self):
-        return self._fd
-
-    def isatty(self):
-        return False
-
-
-class _CappedBinary(io.RawIOBase):
-    def __init__(self, text: CappedWriter):
-        self._text = text
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        data = bytes(data)
-        self._text.write_bytes(data)
-        return len(data)
-
-
-# -------------------------------------------------------------------------- framing
+# -------------------------------------------------------------------------- the pipe
 class Channel:
+    """The worker's end of the pipe (``framing.py``): requests in on ``req``, replies out on ``resp``."""
+
     def __init__(self, req_fd: int, resp_fd: int):
         self.req, self.resp = req_fd, resp_fd
 
-    def _read_exact(self, n: int) -> bytes:
-        parts, got = [], 0
-        while got < n:
-            chunk = _os_read(self.req, min(n - got, 1 << 20))
-            if not chunk:
-                raise EOFError
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
-
     def read(self):
-        (size,) = HEADER.unpack(self._read_exact(HEADER.size))
-        payload = self._read_exact(size)
-        if payload[:1] == b"J":
-            return _json_loads(payload[1:].decode("utf-8"))
-        return _torch_load(_BytesIO(payload[1:]), weights_only=True)
+        """The next request; raises ``framing.FrameEOF`` when the grader is gone."""
+        return framing.load_payload(framing.read_frame(self.req), _torch_load)
 
     def send_payload(self, payload: bytes) -> None:
-        view = memoryview(HEADER.pack(len(payload)) + payload)
-        while view:
-            n = _os_write(self.resp, view[: 1 << 20])
-            view = view[n:]
+        framing.write_frame(self.resp, payload)
 
     def send_json(self, obj) -> None:
-        self.send_payload(b"J" + _json_dumps(obj).encode("utf-8"))
+        self.send_payload(framing.json_payload(obj))
 
     def encode_torch(self, obj) -> bytes:
-        buf = _BytesIO()
-        buf.write(b"T")
-        _torch_save(obj, buf)
-        return buf.getvalue()
+        return framing.torch_payload(obj, _torch_save)
 
 
 # ----------------------------------------------------------------------- exceptions
@@ -184,8 +109,8 @@ class Worker:
         self.channel = Channel(cfg["fds"]["req"], cfg["fds"]["resp"])
         self.handles = Handles()
         self.blockers = Blockers(cfg.get("workdir", os.getcwd()))
-        ours = [__file__, cfg.get("jail_file", "")] + [
-            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder)
+        ours = [__file__, cfg.get("jail_file", ""), framing.__file__] + [
+            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter)
         ]
         self.blockers.trusted.update(p for f in ours if f for p in (f, os.path.abspath(f)))
         self.namespace = None
@@ -268,7 +193,7 @@ class Worker:
             self._guard()
             try:
                 request = self.channel.read()
-            except EOFError:
+            except framing.FrameEOF:
                 _os_exit(0)
             try:
                 reply = self.handle(request)
@@ -279,13 +204,17 @@ class Worker:
             self._guard()
             try:
                 payload = self.channel.encode_torch(reply)
-                if len(payload) > MAX_FRAME:
-                    raise NotTransferable(f"returned {len(payload) >> 20} MiB; the limit is {MAX_FRAME >> 20} MiB")
+                if len(payload) > framing.MAX_FRAME:
+                    raise NotTransferable(
+                        f"returned {len(payload) >> 20} MiB; the limit is {framing.MAX_FRAME >> 20} MiB")
             except BaseException as exc:
                 fallback = {"kind": "reply", "seq": request.get("seq"), "ok": False, "category": "transfer",
                             "error": {"type": type(exc).__name__, "message": str(exc)[:500], "where": []}}
                 payload = self.channel.encode_torch(fallback)
-            self.channel.send_payload(payload)
+            try:
+                self.channel.send_payload(payload)
+            except framing.FrameEOF:
+                _os_exit(0)
 
     def handle(self, request):
         for hid in request.get("release", ()):

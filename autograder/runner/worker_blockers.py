@@ -6,9 +6,60 @@ from a string, or a file the submission wrote), and passes through for library c
 blocked class becomes a subclass whose ``__init__`` does the same check. Re-exports of the
 same object in the package's other modules are replaced too. Modules not imported yet are
 patched right after their first import (``_BlockOnImport``).
+
+``"module:*"`` blocks every public function and class of the module (``expand``): the
+names in its ``__all__``, or else its public names defined in the module itself (not
+what it imports), resolved when the module is imported. The grader's ``Lab`` resolves
+entries with the same ``expand`` and ``lookup``.
 """
+import importlib
+import importlib.util
+import inspect
 import os
 import sys
+
+MARK = "__genlab_blocked__"   # set on every wrapper: a re-export already blocked is not wrapped twice
+
+
+def expand(ref: str) -> list[str]:
+    """The single ``"module:attr"`` entries ``ref`` stands for (imports the module of a ``*``)."""
+    modname, _, attrpath = ref.partition(":")
+    if attrpath != "*":
+        return [ref]
+    return [f"{modname}:{name}" for name in public_callables(importlib.import_module(modname))]
+
+
+def public_callables(module) -> list[str]:
+    """Names of ``module``'s public functions and classes (what ``module:*`` blocks)."""
+    listed = getattr(module, "__all__", None)
+    names = list(listed) if listed is not None else [n for n in vars(module) if not n.startswith("_")]
+    found = []
+    for name in names:
+        value = getattr(module, name, None)
+        if not (inspect.isroutine(value) or inspect.isclass(value)):
+            continue
+        if listed is None and getattr(value, "__module__", None) != module.__name__:
+            continue  # imported from elsewhere (torch.Tensor, dataclass...): not this module's
+        found.append(name)
+    return sorted(set(found))
+
+
+def _is_wrapper(obj) -> bool:
+    try:
+        return MARK in vars(obj)
+    except TypeError:  # no __dict__ (a builtin)
+        return False
+
+
+def lookup(ref: str):
+    """``(owner, name, static, value)`` of a single ``"module:attr[.attr]"`` entry (imports it)."""
+    modname, _, attrpath = ref.partition(":")
+    parts = attrpath.split(".")
+    owner = importlib.import_module(modname)
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    static = inspect.getattr_static(owner, parts[-1])
+    return owner, parts[-1], static, getattr(owner, parts[-1])
 
 
 class ReferenceUsedError(BaseException):
@@ -78,8 +129,6 @@ class Blockers:
 
     def _add_library_package(self, top: str) -> None:
         """Count the folder(s) of package ``top`` (e.g. genlab, torch) as library code."""
-        import importlib.util
-
         try:
             spec = importlib.util.find_spec(top)
         except (ImportError, ValueError):
@@ -91,29 +140,31 @@ class Blockers:
         self._cache.clear()
 
     def _block(self, ref):
-        import importlib
-        import inspect
-
+        """Block one entry (a ``*`` entry: each of its functions and classes); return warnings."""
         modname, _, attrpath = ref.partition(":")
+        if attrpath == "*":
+            try:
+                refs = expand(ref)
+            except BaseException as exc:  # a missing optional library must not stop grading
+                return [f"could not block {ref}: {type(exc).__name__}: {exc}"]
+            if not refs:
+                return [f"could not block {ref}: {modname} has no public function or class"]
+            return [w for single in refs for w in self._block(single)]
         shown = f"{modname}.{attrpath}"
         try:
-            module = importlib.import_module(modname)
-            parts = attrpath.split(".")
-            owner = module
-            for part in parts[:-1]:
-                owner = getattr(owner, part)
-            static = inspect.getattr_static(owner, parts[-1])
-            original = getattr(owner, parts[-1])
+            owner, name, static, original = lookup(ref)
         except BaseException as exc:  # a missing optional library must not stop grading
             return [f"could not block {ref}: {type(exc).__name__}: {exc}"]
+        if _is_wrapper(original):
+            return []   # a re-export of an entry blocked already
         wrapper = self._wrap(original, shown)
         if isinstance(static, staticmethod):
-            setattr(owner, parts[-1], staticmethod(wrapper))
+            setattr(owner, name, staticmethod(wrapper))
         elif isinstance(static, classmethod):
-            setattr(owner, parts[-1], classmethod(self._wrap(static.__func__, shown)))
+            setattr(owner, name, classmethod(self._wrap(static.__func__, shown)))
         else:
-            setattr(owner, parts[-1], wrapper)
-        if len(parts) == 1:
+            setattr(owner, name, wrapper)
+        if "." not in attrpath:
             self._replace_reexports(modname.split(".")[0], original, wrapper)
         return []
 
@@ -139,7 +190,7 @@ class Blockers:
             try:
                 return type(original)(original.__name__, (original,), {
                     "__init__": __init__, "__module__": original.__module__,
-                    "__qualname__": original.__qualname__, "__doc__": original.__doc__})
+                    "__qualname__": original.__qualname__, "__doc__": original.__doc__, MARK: shown})
             except TypeError:
                 return original
 
@@ -152,6 +203,7 @@ class Blockers:
                 setattr(blocked, attr, getattr(original, attr))
             except (AttributeError, TypeError):
                 pass
+        setattr(blocked, MARK, shown)
         return blocked
 
     @staticmethod

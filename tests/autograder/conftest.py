@@ -76,6 +76,7 @@ def lab_copy(tmp_path: Path, limits: dict | None = None, extra_files: dict[str, 
         body = "\n".join(f"{k} = {v}" for k, v in limits.items())
         (folder / "lab.toml").write_text(head + "[limits]\n" + body + "\n")
     for name, text in (extra_files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return Lab.load(folder)
 

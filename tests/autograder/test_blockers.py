@@ -61,6 +61,7 @@ def test_modules_imported_later_are_blocked_on_import(tmp_path):
     (tmp_path / "lazyref").mkdir()
     (tmp_path / "lazyref" / "__init__.py").write_text("from .impl import ref\n")
     (tmp_path / "lazyref" / "impl.py").write_text("def ref(x):\n    return x + 1\n")
+    (tmp_path / "lazystar.py").write_text("def ref(x):\n    return x + 1\n")
     sys.path.insert(0, str(tmp_path))
     try:
         blockers = B.Blockers(str(tmp_path / "work"))
@@ -71,10 +72,13 @@ def test_modules_imported_later_are_blocked_on_import(tmp_path):
             _cell("import lazyref\nlazyref.ref(1)", ns)   # the package's re-export is the wrapper
         with pytest.raises(B.ReferenceUsedError):
             _cell("from lazyref.impl import ref\nref(1)", ns)
+        assert blockers.install(["lazystar:*"]) == [] and "lazystar" not in sys.modules
+        with pytest.raises(B.ReferenceUsedError):   # `*` is resolved when the module is imported
+            _cell("import lazystar\nlazystar.ref(1)", ns)
     finally:
         sys.path.remove(str(tmp_path))
         sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_BlockOnImport"]
-        for name in ("lazyref", "lazyref.impl"):
+        for name in ("lazyref", "lazyref.impl", "lazystar"):
             sys.modules.pop(name, None)
 
 
@@ -102,3 +106,48 @@ def test_library_under_tmp_is_library_code(tmp_path, monkeypatch):
         assert blockers.is_submission_file(str(workdir / "helper.py")) is True
     finally:
         sys.modules.pop("tmplib", None)
+
+
+def test_a_whole_module_is_blocked_by_star(package, tmp_path):
+    """``module:*`` blocks the module's own public functions and classes, re-exports included,
+    and nothing it merely imports or keeps private."""
+    impl = package.impl
+    exec(compile("from os.path import join\nLIMIT = 3\n\ndef _helper(x):\n    return x\n", __file__, "exec"),
+         impl.__dict__)
+    blockers = B.Blockers(str(tmp_path))
+    assert B.expand("refpkg.impl:*") == ["refpkg.impl:Ref", "refpkg.impl:library_user", "refpkg.impl:ref"]
+    assert blockers.install(["refpkg.impl:*"]) == []
+    ns = {"refpkg": package}
+    for call in ("refpkg.ref(1)", "refpkg.Ref(3)", "refpkg.impl.library_user(1)"):
+        with pytest.raises(B.ReferenceUsedError):
+            _cell(call, ns)
+    _cell("a = refpkg.impl.join('a', 'b')\nb = refpkg.impl._helper(2)", ns)   # imported and private: untouched
+    assert (ns["a"], ns["b"]) == ("a/b", 2)
+    assert impl.join is __import__("os").path.join
+    assert blockers.hits == ["refpkg.impl.ref", "refpkg.impl.Ref", "refpkg.impl.library_user"]
+
+
+def test_star_follows_all_and_never_wraps_twice(package, tmp_path):
+    """A module with ``__all__`` blocks exactly what it lists; an entry already blocked through
+    another module is not wrapped again (one hit per call)."""
+    package.__all__ = ["ref", "Ref", "LIMIT"]
+    package.LIMIT = 3
+    blockers = B.Blockers(str(tmp_path))
+    assert B.expand("refpkg:*") == ["refpkg:Ref", "refpkg:ref"]
+    assert blockers.install(["refpkg.impl:ref", "refpkg:*"]) == []
+    wrapper = package.ref
+    assert package.impl.ref is wrapper and vars(wrapper)[B.MARK] == "refpkg.impl.ref"
+    with pytest.raises(B.ReferenceUsedError):
+        _cell("refpkg.ref(1)", {"refpkg": package})
+    assert blockers.hits == ["refpkg.impl.ref"]
+
+
+def test_star_of_a_module_without_functions_is_a_warning(package, tmp_path):
+    empty = types.ModuleType("refpkg.empty")
+    empty.LIMIT = 3
+    sys.modules["refpkg.empty"] = empty
+    try:
+        warnings = B.Blockers(str(tmp_path)).install(["refpkg.empty:*"])
+    finally:
+        sys.modules.pop("refpkg.empty", None)
+    assert warnings == ["could not block refpkg.empty:*: refpkg.empty has no public function or class"]

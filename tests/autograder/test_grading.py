@@ -185,6 +185,19 @@ def test_gradients_probe(submission):
 
 
 @pytest.mark.points(1)
+def test_autocast_probe_on_a_module(submission):
+    net = submission.get("net")
+    data = submission.probe("autocast", fn=net, args=(torch.ones(4, 3),), dtype="bfloat16")
+    assert data["output_dtypes"] == ["bfloat16"] and data["finite"]
+    assert [(op[0], op[2]) for op in data["ops"] if op[0] == "linear"] == [("linear", "bfloat16")]
+
+
+@pytest.mark.points(1)
+def test_the_labs_own_probe(submission):
+    assert submission.probe("scale_of", name="SCALE", times=2) == {"value": 6}   # `name` goes to the probe
+
+
+@pytest.mark.points(1)
 def test_setup_report(submission):
     report = submission.setup_report
     assert [c.index for c in report.raised] == [14]
@@ -201,11 +214,14 @@ EXTRA_CELLS = {
 }
 
 
+LAB_PROBE = "def run(namespace, name, times):\n    return {'value': namespace[name] * times}\n"
+
+
 def test_hidden_test_api(tmp_path, grade):
-    lab = lab_copy(tmp_path, extra_files={"test_api.py": API_TESTS})
+    lab = lab_copy(tmp_path, extra_files={"test_api.py": API_TESTS, "probes/scale_of.py": LAB_PROBE})
     result = grade(solved_release(EXTRA_CELLS), lab_=lab)
     assert {t.name: t.message for t in result.tests if t.status == "failed"} == {}
-    assert result.score == FULL_MARKS + 4
+    assert result.score == FULL_MARKS + 6
     assert "cell 14 raised ZeroDivisionError: division by zero" in result.notebook_issues[0]
 
 

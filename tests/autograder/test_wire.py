@@ -1,12 +1,13 @@
 """Framing and value encoding on both sides of the pipe (no worker process involved)."""
 import collections
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
 
-from autograder.runner import wire
+from autograder.runner import framing, wire
 from autograder.runner import worker as W
 from autograder.runner import worker_values as V
 
@@ -25,28 +26,63 @@ def roundtrip(value):
 
 
 def test_frames_cross_a_pipe_both_ways():
+    """The grader writes with wire/framing, the worker's Channel reads, and back."""
     r, w = os.pipe()
     payload = wire.dump_torch({"op": "call", "args": [torch.arange(5)], "kwargs": {"x": (1, "a")}})
-    wire.write_frame(w, payload)
+    framing.write_frame(w, payload)
     msg = W.Channel(r, -1).read()
     assert msg["kwargs"] == {"x": (1, "a")} and torch.equal(msg["args"][0], torch.arange(5))
-    wire.write_frame(w, wire.dump_json({"kind": "ready"}))
+    framing.write_frame(w, framing.json_payload({"kind": "ready"}))
     assert W.Channel(r, -1).read() == {"kind": "ready"}
+    W.Channel(-1, w).send_json({"kind": "progress", "cell": 3})
+    W.Channel(-1, w).send_payload(W.Channel(-1, -1).encode_torch({"value": torch.ones(2)}))
+    assert wire.load(framing.read_frame(r, None)) == {"kind": "progress", "cell": 3}
+    assert torch.equal(wire.load(framing.read_frame(r, None))["value"], torch.ones(2))
     os.close(w)
-    with pytest.raises(wire.FrameEOF):
-        wire.read_frame(r, None)
+    with pytest.raises(framing.FrameEOF):
+        framing.read_frame(r, None)
+    with pytest.raises(framing.FrameEOF):   # the worker's Channel sees the same end of the pipe
+        W.Channel(r, -1).read()
     os.close(r)
+
+
+def test_a_frame_larger_than_the_pipe_buffer_crosses_a_non_blocking_pipe():
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    big = os.urandom(3 << 20)   # a pipe holds 64 KiB: the writer must wait for the reader
+    got = []
+    reader = threading.Thread(target=lambda: got.append(framing.read_frame(r, None)))
+    reader.start()
+    framing.write_frame(w, big, deadline=None)
+    reader.join(30)
+    assert got == [big]
+    os.close(r)
+    os.close(w)
 
 
 def test_frame_limit_and_timeout():
     r, w = os.pipe()
     os.set_blocking(r, False)
-    with pytest.raises(wire.FrameTimeout):
-        wire.read_frame(r, deadline=0)
-    os.write(w, wire.HEADER.pack(1 << 40))
-    with pytest.raises(wire.FrameTooLarge):
-        wire.read_frame(r, None)
+    with pytest.raises(framing.FrameTimeout):
+        framing.read_frame(r, deadline=0)
+    os.write(w, framing.HEADER.pack(1 << 40))
+    with pytest.raises(framing.FrameTooLarge):
+        framing.read_frame(r, None)
     os.close(r)
+    os.close(w)
+
+
+def test_unknown_payload_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown payload kind"):
+        wire.load(b"Pgarbage")
+
+
+def test_writing_to_a_closed_reader_is_frame_eof():
+    r, w = os.pipe()
+    os.close(r)
+    with pytest.raises(framing.FrameEOF):
+        framing.write_frame(w, b"J{}")
     os.close(w)
 
 

@@ -1,11 +1,9 @@
-"""Helpers for the batch-layer tests: a fake grader process, notebook makers, skips."""
+"""Helpers for the batch-layer tests: a fake grader process and notebook makers."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-
-import pytest
 
 from autograder.runner.batch import LabInfo
 
@@ -39,16 +37,3 @@ def read_trace(path: Path) -> list[tuple[str, str, int, float]]:
         word, student, pid, t = line.split()
         out.append((word, student, int(pid), float(t)))
     return out
-
-
-def real_grader_available() -> bool:
-    try:
-        import autograder.runner.grade_one  # noqa: F401
-        import autograder.runner.lab  # noqa: F401
-    except ImportError:
-        return False
-    return (FIXTURE_LAB / "lab.toml").is_file()
-
-
-needs_real_grader = pytest.mark.skipif(
-    not real_grader_available(), reason="CORE's grade_one and tests/autograder/fixture_lab are not there yet")

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder.runner.batch import BatchError, ResultStore, grade_batch
-from autograder.runner.batch import _ForkServer as REAL_FORK_SERVER
-from autograder.runner.discover import Submission, discover
-from autograder.runner.results import SubmissionResult
+from autograder.runner import batch
+from autograder.runner.batch import BatchError, grade_batch
+from autograder.runner.discover import Handin, discover
+from autograder.runner.fork_client import ForkServer
+from autograder.runner.results import INTERNAL_PREFIX, SubmissionResult
+from autograder.runner.store import ResultStore
 
 from .helpers import FAKE_LAB, HERE, fake_command, make_nb, read_trace
 
@@ -129,18 +131,11 @@ def test_a_dying_grader_gives_an_error_result_and_the_batch_goes_on(tmp_path, tr
 
 def test_an_internal_grader_error_is_kept_but_retried(tmp_path, trace):
     subs = tmp_path / "subs"
-    make_nb(subs / "alice.ipynb", error="internal grader error: lab fakelab: fixture exploded")
+    make_nb(subs / "alice.ipynb", error=f"{INTERNAL_PREFIX}: lab fakelab: fixture exploded")
     out = tmp_path / "out"
     outcome = run(subs, out)
     assert outcome.failed == ["alice"] and "fixture exploded" in outcome.results["alice"].error
     assert run(subs, out).graded == ["alice"]
-
-
-def test_internal_prefix_matches_the_grader():
-    grade = pytest.importorskip("autograder.runner.grade")
-    from autograder.runner import batch
-
-    assert batch.INTERNAL_PREFIX == grade.INTERNAL_PREFIX
 
 
 def test_a_grader_past_the_time_limit_is_stopped(tmp_path, trace):
@@ -153,7 +148,7 @@ def test_a_grader_past_the_time_limit_is_stopped(tmp_path, trace):
 
 
 def test_a_submission_with_nothing_to_grade_scores_zero_without_a_grader(tmp_path, trace):
-    sub = Submission("erin", None, "gradescope", problem="Nothing was submitted (the folder is empty).")
+    sub = Handin("erin", None, "gradescope", problem="Nothing was submitted (the folder is empty).")
     outcome = grade_batch(FAKE_LAB, [sub], tmp_path / "out", command=fake_command, progress=False)
     assert outcome.results["erin"].error.startswith("Nothing was submitted") and read_trace(trace) == []
     assert outcome.failed == []  # a deterministic verdict, kept on rerun
@@ -246,7 +241,7 @@ def _until(cond, seconds=30):
 def _fake_server(work, monkeypatch, module="fake_grade_one"):
     monkeypatch.setenv("PYTHONPATH", str(HERE))  # the server imports the fake grader as a module
     work.mkdir(exist_ok=True)
-    return REAL_FORK_SERVER(work, module=module, preload=("json",))
+    return ForkServer(work, module=module, preload=("json",))
 
 
 def _args(nb, student, work):
@@ -290,10 +285,8 @@ def test_children_die_with_the_fork_server_and_unforked_work_is_not_lost(tmp_pat
 def test_batch_falls_back_to_plain_processes_when_the_fork_server_fails(tmp_path, trace, monkeypatch):
     import functools
 
-    from autograder.runner import batch
-
     monkeypatch.setattr(batch, "grade_one_command", fake_command)  # "the real grader" for this test
-    monkeypatch.setattr(batch, "_ForkServer", functools.partial(_fake_server, monkeypatch=monkeypatch,
+    monkeypatch.setattr(batch, "ForkServer", functools.partial(_fake_server, monkeypatch=monkeypatch,
                                                                 module="no_such_module_here"))
     subs = tmp_path / "subs"
     for s in ("a", "b", "c"):

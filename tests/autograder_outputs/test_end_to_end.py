@@ -14,9 +14,8 @@ from pathlib import Path
 
 from autograder.runner.results import SubmissionResult
 
-from .helpers import FIXTURE_LAB, REPO, needs_real_grader
+from .helpers import FIXTURE_LAB, REPO
 
-pytestmark = needs_real_grader
 SOURCE = FIXTURE_LAB / "source" / "fixture.ipynb"
 RELEASE = FIXTURE_LAB / "release" / "fixture.ipynb"
 

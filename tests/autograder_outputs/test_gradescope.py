@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autograder.runner import gradescope
 
-from .helpers import FIXTURE_LAB, REPO, make_nb, needs_real_grader
+from .helpers import FIXTURE_LAB, REPO, make_nb
 
 
 def fake_repo(root: Path) -> Path:
@@ -68,7 +68,6 @@ def test_run_always_writes_a_results_json(tmp_path):
     assert data["score"] == 0 and "could not grade" in data["output"] and data["tests"] == []
 
 
-@needs_real_grader
 def test_run_autograder_grades_a_submission_in_a_fake_root(tmp_path):
     """Unzip as Gradescope does, then run run_autograder with the venv's Python."""
     from autograder.runner.lab import Lab

@@ -1,10 +1,8 @@
-"""The grader's side of the worker: process handling, requests, and the ``submission`` proxy.
+"""What hidden tests use: the ``submission`` fixture (``Submission``) and ``Remote``.
 
-* ``WorkerHandle`` starts a worker (``sandbox.spawn``), waits until it has executed the
-  notebook's cells, sends requests with a timeout and restarts it. A cell that kills or
-  hangs the worker while the notebook runs is skipped on the next start (reported).
-* ``Submission`` is what hidden tests get as the ``submission`` fixture:
-  ``function(name)``, ``get(name)``, ``probe(name, **kwargs)``, ``setup_report``.
+* ``Submission`` is the hidden tests' only view of the student's notebook:
+  ``function(name)``, ``get(name)``, ``has(name)``, ``probe(name, **kwargs)``,
+  ``setup_report``. Every call runs in the submission's worker (``worker_client``).
 * ``Remote`` stands for an object that stays in the worker: call it, call its methods
   (``remote.method(*args)``), read attributes with ``remote.getattr(name)``. Comparing it,
   indexing it or giving it to torch raises ``NotTransferable`` with a student-facing message.
@@ -12,10 +10,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import sandbox, wire
 from .errors import (
@@ -23,247 +18,13 @@ from .errors import (
     NotDefined,
     NotTransferable,
     ReferenceUsed,
-    SandboxError,
     SubmissionCrashed,
     SubmissionError,
     SubmissionTimeout,
     reference_message,
 )
 from .lab import Lab
-from .notebook import CodeCell
-
-MAX_SETUP_ATTEMPTS = 3
-
-
-@dataclass
-class CellRun:
-    """How one code cell went while the notebook ran in the worker."""
-
-    index: int
-    label: str
-    error: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class SetupReport:
-    """What happened while the worker executed the notebook."""
-
-    cells: list[CellRun] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)   # cell index -> why it was skipped
-    warnings: list[str] = field(default_factory=list)       # for the instructor's log
-
-    @property
-    def raised(self) -> list[CellRun]:
-        """Cells that raised an exception (execution went on after each)."""
-        return [c for c in self.cells if c.error]
-
-
-class _SetupFailure(Exception):
-    def __init__(self, cell: int | None, reason: str):
-        super().__init__(reason)
-        self.cell, self.reason = cell, reason
-
-
-def describe_exit(returncode: int | None, lab: Lab) -> str:
-    """Words for how the worker process ended."""
-    if returncode is None:
-        return "stopped responding"
-    if returncode < 0 or returncode > 128:
-        sig = -returncode if returncode < 0 else returncode - 128
-        lim = lab.limits
-        words = {
-            signal.SIGKILL: "was killed (SIGKILL): it ran out of memory or hit a hard limit",
-            signal.SIGXCPU: f"used up its CPU time limit ({lim.cpu_s} s) and was stopped (SIGXCPU)",
-            signal.SIGSEGV: "crashed with a segmentation fault (this can happen when memory runs out inside native code)",
-            signal.SIGABRT: "aborted (SIGABRT)",
-            signal.SIGBUS: "crashed (SIGBUS)",
-            signal.SIGFPE: "crashed (SIGFPE)",
-            signal.SIGXFSZ: f"wrote a file larger than the limit ({lim.max_output_kb} KiB)",
-        }
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        return words.get(sig, f"was stopped by {name}")
-    if returncode == 0:
-        return "exited (exit code 0): does your code call os._exit() or end the process?"
-    return f"exited with code {returncode} (does your code call os._exit() or crash?)"
-
-
-class WorkerHandle:
-    """One submission's worker process, restartable; requests go through ``request``."""
-
-    def __init__(self, lab: Lab, cells: list[CodeCell], *, cuda: bool = False):
-        self.lab = lab
-        self.cells = list(cells)
-        self.cuda = cuda
-        self.proc: sandbox.WorkerProcess | None = None
-        self.ready = False
-        self.generation = 0
-        self.seq = 0
-        self.current_cell: int | None = None
-        self.report = SetupReport()
-        self.isolation = sandbox.planned_isolation()
-        self.pending_release: list[int] = []
-        self.last_output = ""
-        self.ready_after = 0.0      # seconds from spawn to "ready", for the log
-        self.startup_failure: str | None = None   # the worker died before any cell ran
-
-    # -- process life
-    def start(self) -> None:
-        """Spawn a worker that starts executing the cells right away (not skipped ones)."""
-        self.close()
-        cells = [
-            {"index": c.index, "source": c.source, "label": c.label}
-            for c in self.cells if c.index not in self.report.skipped
-        ]
-        self.proc = sandbox.spawn(self.lab, cuda=self.cuda, init={"cells": cells, "blocked": list(self.lab.blocked), "seed": 0})
-        self.ready = False
-        self.generation += 1
-        self.current_cell = None
-        self.pending_release.clear()
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.proc.poll() is None
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.last_output = self.proc.output_tail()
-            self.proc.kill()
-            self.proc = None
-        self.ready = False
-
-    def _died(self) -> str:
-        """Reap a dead worker; return words for how it ended (with its last output)."""
-        proc = self.proc
-        code = None
-        if proc is not None:
-            try:
-                code = proc.proc.wait(timeout=5)
-            except Exception:
-                code = None
-        self.close()
-        text = describe_exit(code, self.lab)
-        if self.last_output:
-            text += "\nLast output:\n" + self.last_output
-        return text
-
-    # -- setup
-    def ensure_ready(self) -> None:
-        """Start the worker if needed and wait until it ran the notebook.
-
-        A cell that kills the worker or does not finish within ``setup_timeout_s`` is
-        skipped on the next attempt. Raises ``SubmissionCrashed`` if no attempt succeeds.
-        """
-        if self.ready and self.alive:
-            return
-        for _ in range(MAX_SETUP_ATTEMPTS):
-            if self.proc is None or not self.alive:
-                try:
-                    self.start()
-                except SandboxError as exc:
-                    self.startup_failure = str(exc)
-                    raise SubmissionCrashed(
-                        "the grader could not start the worker for your notebook (a problem of the "
-                        "grader, reported to the instructor)"
-                    ) from None
-            try:
-                self._wait_ready()
-                return
-            except _SetupFailure as failure:
-                if failure.cell is None:  # before any cell ran: not the submission's doing
-                    self.startup_failure = failure.reason
-                    raise SubmissionCrashed(
-                        "the grader could not start the worker for your notebook (a problem of the "
-                        "grader, reported to the instructor)"
-                    ) from None
-                self.report.skipped[failure.cell] = failure.reason
-        raise SubmissionCrashed(
-            "your notebook stopped the worker several times while its cells ran; "
-            "see the notebook issues for the cells that were skipped"
-        )
-
-    def _wait_ready(self) -> None:
-        assert self.proc is not None
-        deadline = self.proc.started + self.lab.limits.setup_timeout_s + 30  # + interpreter start
-        cell_deadline = None
-        while True:
-            limit = deadline if cell_deadline is None else min(deadline, cell_deadline)
-            try:
-                message = wire.load(wire.read_frame(self.proc.resp_r, limit, max_bytes=16 << 20))
-            except wire.FrameTimeout:
-                cell = self.current_cell
-                self.close()
-                raise _SetupFailure(cell, f"did not finish within {self.lab.limits.setup_timeout_s:g} s") from None
-            except wire.FrameEOF:
-                cell = self.current_cell
-                raise _SetupFailure(cell, self._died()) from None
-            except Exception as exc:  # unreadable frame: treat like a crash of that cell
-                cell = self.current_cell
-                self.close()
-                raise _SetupFailure(cell, f"sent something unreadable ({type(exc).__name__})") from None
-            kind = message.get("kind") if isinstance(message, dict) else None
-            if kind == "progress":
-                self.current_cell = int(message.get("cell"))
-                cell_deadline = time.monotonic() + self.lab.limits.setup_timeout_s
-                if deadline < cell_deadline:
-                    deadline = cell_deadline
-            elif kind == "ready":
-                self._record_ready(message)
-                return
-            else:
-                self.close()
-                raise _SetupFailure(self.current_cell, "sent an unexpected message")
-
-    def _record_ready(self, message: dict) -> None:
-        labels = {c.index: c.label for c in self.cells}
-        self.report.cells = [
-            CellRun(index=int(c["index"]), label=labels.get(int(c["index"]), f"cell {c['index']}"),
-                    error=c.get("error"), seconds=float(c.get("seconds", 0.0)))
-            for c in message.get("cells", [])
-        ]
-        self.report.warnings = [str(w) for w in message.get("warnings", [])]
-        self.isolation = str(message.get("isolation", self.isolation))
-        self.ready_after = time.monotonic() - self.proc.started if self.proc else 0.0
-        self.ready = True
-        self.current_cell = None
-
-    # -- requests
-    def request(self, op: str, what: str, timeout: float, **fields) -> dict:
-        """Send one request and return the worker's reply dict.
-
-        Raises ``SubmissionTimeout`` (worker killed) or ``SubmissionCrashed`` (worker died).
-        """
-        self.ensure_ready()
-        assert self.proc is not None
-        self.seq += 1
-        message = {"op": op, "seq": self.seq, "release": list(self.pending_release), **fields}
-        self.pending_release.clear()
-        payload = wire.dump_torch(message)
-        deadline = time.monotonic() + timeout
-        try:
-            wire.write_frame(self.proc.req_w, payload, deadline)
-            reply = wire.load(wire.read_frame(self.proc.resp_r, deadline))
-        except wire.FrameTimeout:
-            self.close()
-            raise SubmissionTimeout(
-                f"{what} did not finish within {timeout:g} s (an endless loop, or far too slow?); "
-                "the worker running your notebook was stopped"
-            ) from None
-        except wire.FrameEOF:
-            raise SubmissionCrashed(f"while running {what}, the worker running your notebook {self._died()}") from None
-        except Exception as exc:
-            self.close()
-            raise SubmissionCrashed(
-                f"while running {what}, the worker sent a reply that could not be read ({type(exc).__name__}); "
-                "it was stopped"
-            ) from None
-        if not isinstance(reply, dict) or reply.get("kind") != "reply" or reply.get("seq") != self.seq:
-            self.close()
-            raise SubmissionCrashed(f"while running {what}, the worker sent an unexpected reply; it was stopped")
-        return reply
+from .worker_client import SetupReport, WorkerHandle
 
 
 # --------------------------------------------------------------------------- Remote
@@ -432,16 +193,13 @@ class Submission:
             pass
         return True
 
-    def probe(self, name: str, **kwargs):
-        """Run probe ``name`` (``<lab>/probes/name.py`` or ``autograder/probes/name.py``)
+    def probe(self, name: str, /, **kwargs):
+        """Run probe ``name`` (``autograder/probes/name.py`` or the lab's ``probes/name.py``)
         beside the submission: its ``run(namespace, **kwargs)`` returns plain data."""
-        for folder in self._lab.probe_dirs():
-            path = Path(folder) / f"{name}.py"
-            if path.is_file():
-                source = path.read_text(encoding="utf-8")
-                break
-        else:
-            raise GraderError(f"no probe named {name!r} in {', '.join(map(str, self._lab.probe_dirs()))}")
+        files = self._lab.probe_files()
+        if name not in files:
+            raise GraderError(f"no probe named {name!r}; this lab's probes: {', '.join(sorted(files)) or 'none'}")
+        source = files[name].read_text(encoding="utf-8")
         what = f"the {name} check" + (f" of `{kwargs['fn']}`" if isinstance(kwargs.get("fn"), str) else "")
         return self._request(what, "probe", name=name, source=source, kwargs=kwargs)
 
