@@ -26,6 +26,7 @@ from genlab.checks.kit import (
     expect_tensor,
     expect_tuple,
     fail_if,
+    known_error,
 )
 
 __all__ = [
@@ -42,12 +43,15 @@ __all__ = [
 ]
 
 
-def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[str, str] | None = None, **kwargs):
+def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[str, str] | None = None,
+         explain: bool = True, **kwargs):
     """Call submission code (a ``Remote``); what it raised becomes an ``AssertionError``.
 
     The message is the student-facing one from the worker, prefixed by ``context``
     ("at step 3") and followed by ``hint``, or by ``hints[exception type name]`` when the
     student's code raised that type (``hints={"KeyError": "read config['n_embd']"}``).
+    With ``explain`` a torch error the public checks know (``genlab.checks.kit.KNOWN_ERRORS``)
+    gets the same sentence the student read in the notebook.
     Crashes, timeouts and calls of a blocked reference (subclasses of ``SubmissionError``)
     propagate unchanged: a test cannot swallow them.
     """
@@ -57,5 +61,8 @@ def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[s
         if type(exc) is not SubmissionError:
             raise
         extra = (hints or {}).get(exc.exc_type or "", hint)
+        known = known_error(str(exc)) if explain else None
+        if known and not extra:
+            extra = f"Likely cause: {known}."
         message = f"{context}: {exc}" if context else str(exc)
         raise AssertionError(f"{message} {extra}".rstrip()) from None

@@ -144,7 +144,8 @@ def default_precision() -> str:
 class _DropNoise(logging.Filter):
     """Drops Lightning's advertisements and device banners; keeps everything else."""
 
-    NOISE = ("💡", "GPU available", "TPU available", "HPU available", "LOCAL_RANK", "You are using a CUDA device")
+    NOISE = ("💡", "GPU available", "TPU available", "HPU available", "LOCAL_RANK", "You are using a CUDA device",
+             "`Trainer.fit` stopped:")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(self.NOISE)

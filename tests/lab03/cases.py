@@ -10,89 +10,131 @@ from tests.labs.harness import Cheat, Mutant, Variant
 SDPA, MASKS, MHA = "scaled_dot_product_attention", "masks", "multi_head_attention"
 POS, COUNT, KV = "sinusoidal_positions", "count_parameters", "kv_cache_step"
 
+ATT, MSK, MHA_T = "part1_attention", "part2_masks", "part3_multi_head_attention"
+POS_T, COUNT_T, KV_T = "part4_positions", "part5_count_parameters", "part6_kv_cache"
+
+INLINE_ATTENTION_SQRT_D_MODEL = """scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_model)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=-1)
+        if mask is not None:
+            weights = weights.masked_fill(~mask, 0.0)
+        out = weights @ v"""
+
 MUTANTS = [
-    # --- 1. scaled dot-product attention
-    Mutant("sdpa_no_scale", SDPA, (("/ math.sqrt(d_k)", ""),), ("attention",), ("math.sqrt(d_k)", "not scaled")),
-    Mutant("sdpa_divide_by_dk", SDPA, (("/ math.sqrt(d_k)", "/ d_k"),), ("attention",), ("instead of √d_k",)),
+    # --- part 1: scaled dot-product attention
+    Mutant("sdpa_no_scale", SDPA, (("/ math.sqrt(d_k)", ""),), (ATT,), ("math.sqrt(d_k)", "not scaled")),
+    Mutant("sdpa_divide_by_dk", SDPA, (("/ math.sqrt(d_k)", "/ d_k"),), (ATT,), ("instead of √d_k",)),
     Mutant("sdpa_softmax_over_queries", SDPA, (("torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=-2)"),),
-           ("attention",), ("dim=-1",)),
-    Mutant("sdpa_fill_minus_1e9", SDPA, (("torch.finfo(scores.dtype).min", "-1e9"),), ("mixed_precision",),
-           ("-1e9", "65504")),
+           (ATT,), ("dim=-1",)),
+    Mutant("sdpa_fill_minus_1e9", SDPA, (("torch.finfo(scores.dtype).min", "-1e9"),), (ATT,), ("-1e9", "65504")),
     Mutant("sdpa_neg_inf_gives_nan", SDPA,
            (("torch.finfo(scores.dtype).min", 'float("-inf")'),
             ("        weights = weights.masked_fill(~mask, 0.0)\n", "        pass\n")),
-           ("attention",), ("NaN",)),
+           (ATT,), ("NaN",)),
     Mutant("sdpa_fully_masked_row_uniform", SDPA,
-           (("        weights = weights.masked_fill(~mask, 0.0)\n", "        pass\n"),), ("attention",),
-           ("all masked", "all 0")),
+           (("        weights = weights.masked_fill(~mask, 0.0)\n", "        pass\n"),), (ATT,),
+           ("uniform weights",)),
     Mutant("sdpa_inverted_mask", SDPA,
            (("scores.masked_fill(~mask,", "scores.masked_fill(mask,"), ("weights.masked_fill(~mask,", "weights.masked_fill(mask,")),
-           ("attention",), ("ALLOWED", "masked positions", "leaks")),
-    # --- 2. masks
-    Mutant("causal_excludes_diagonal", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(-1)"),), ("masks",),
+           (ATT,), ("ALLOWED",)),
+    Mutant("sdpa_mask_only_after_softmax", SDPA,
+           (("        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)\n", "        pass\n"),),
+           (ATT,), ("not masked before",)),
+    Mutant("sdpa_k_dot_T", SDPA, (("q @ k.transpose(-2, -1)", "q @ k.T"),), (ATT,), ("k.transpose(-2, -1)",)),
+    Mutant("sdpa_float32_output_for_float16", SDPA,
+           (("torch.softmax(scores, dim=-1)", "torch.softmax(scores.float(), dim=-1)"),
+            ("output = weights @ v", "output = weights @ v.float()")),
+           (ATT,), ("float16 output",)),
+    # --- part 2: masks
+    Mutant("causal_excludes_diagonal", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(-1)"),), (MSK,),
            ("diagonal",)),
-    Mutant("causal_sees_one_ahead", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(1)"),), ("masks",),
-           ("off-by-one",)),
-    Mutant("causal_transposed", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).triu()"),), ("masks",),
+    Mutant("causal_sees_one_ahead", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).tril(1)"),), (MSK,),
+           ("one future position",)),
+    Mutant("causal_transposed", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).triu()"),), (MSK,),
            ("transposed",)),
+    Mutant("causal_true_means_blocked", MASKS, (("dtype=torch.bool).tril()", "dtype=torch.bool).triu(1)"),), (MSK,),
+           ("True = blocked",)),
+    Mutant("causal_float_mask", MASKS, (("torch.ones(T, T, dtype=torch.bool).tril()", "torch.ones(T, T).tril()"),),
+           (MSK,), ("torch.bool",)),
     Mutant("combine_with_or", MASKS, (("causal[None, None, :, :] & key_padding", "causal[None, None, :, :] | key_padding"),),
-           ("masks",), ("OR",)),
+           (MSK,), ("OR",)),
     Mutant("combine_pads_queries", MASKS, (("key_padding[:, None, None, :]", "key_padding[:, None, :, None]"),),
-           ("masks",), ("queries", "shape")),
-    # --- 3. multi-head attention
+           (MSK,), ("queries", "shape")),
+    Mutant("combine_without_broadcast_axes", MASKS,
+           (("causal[None, None, :, :] & key_padding[:, None, None, :]", "causal & key_padding"),),
+           (MSK,), ("key_padding[:, None, None, :]",)),
+    # --- part 3: multi-head attention
     Mutant("mha_merge_without_transpose", MHA,
            (("return x.transpose(1, 2).reshape(B, T, H * d_head)", "return x.reshape(B, T, H * d_head)"),),
-           ("multi_head_attention",), ("wrong order", "transpose(1, 2)")),
+           (MHA_T,), ("wrong order", "transpose(1, 2)")),
     Mutant("mha_split_without_transpose", MHA,
            (("return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)",
              "return x.reshape(B, self.n_heads, T, self.d_head)"),),
-           ("multi_head_attention",), ("mixes time steps and heads",)),
+           (MHA_T,), ("mixes time steps and heads",)),
     Mutant("mha_missing_out_proj", MHA, (("return self.out_proj(self.merge_heads(out))", "return self.merge_heads(out)"),),
-           ("multi_head_attention",), ("out_proj",)),
+           (MHA_T,), ("out_proj",)),
     Mutant("mha_kv_from_query", MHA,
            (("self.k_proj(key)", "self.k_proj(query)"), ("self.v_proj(value)", "self.v_proj(query)")),
-           ("multi_head_attention",), ("query/key/value", "shape")),
-    # --- 4. sinusoidal positions
+           (MHA_T,), ("projected from `query`", "shape")),
+    Mutant("mha_value_from_key", MHA, (("self.v_proj(value)", "self.v_proj(key)"),), (MHA_T,), ("v_proj(value)",)),
+    Mutant("mha_inline_scale_sqrt_d_model", MHA,
+           (("out, weights = scaled_dot_product_attention(q, k, v, mask)", INLINE_ATTENTION_SQRT_D_MODEL),),
+           (MHA_T,), ("√d_model",)),
+    # --- part 4: sinusoidal positions
     Mutant("positions_sin_cos_swapped", POS,
            (("pe[:, 0::2] = torch.sin(angle)", "pe[:, 0::2] = torch.cos(angle)"),
             ("pe[:, 1::2] = torch.cos(angle)", "pe[:, 1::2] = torch.sin(angle)")),
-           ("positions",), ("swapped",)),
+           (POS_T,), ("swapped",)),
     Mutant("positions_column_exponent", POS,
            (("    angle = position / 10000 ** (two_i / d)  # (T, d/2)\n",
              "    j = torch.arange(d, dtype=torch.float64)\n    angle_all = position / 10000 ** (j / d)\n"),
             ("pe[:, 0::2] = torch.sin(angle)", "pe[:, 0::2] = torch.sin(angle_all[:, 0::2])"),
             ("pe[:, 1::2] = torch.cos(angle)", "pe[:, 1::2] = torch.cos(angle_all[:, 1::2])")),
-           ("positions",), ("column index",)),
+           (POS_T,), ("column index",)),
     Mutant("positions_halves_not_interleaved", POS,
            (("    pe[:, 0::2] = torch.sin(angle)\n    pe[:, 1::2] = torch.cos(angle)\n",
              "    pe = torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)\n"),),
-           ("positions",), ("interleaved",)),
-    Mutant("positions_float64", POS, (("return pe.float()", "return pe"),), ("positions",), ("float32",)),
-    # --- 5. parameter count
+           (POS_T,), ("interleaved",)),
+    Mutant("positions_float64", POS, (("return pe.float()", "return pe"),), (POS_T,), ("float32",)),
+    Mutant("positions_exponent_floor_divided", POS, (("10000 ** (two_i / d)", "10000 ** (two_i // d)"),), (POS_T,),
+           ("integer division",)),
+    Mutant("positions_integer_table", POS,
+           (("pe = torch.zeros(T, d, dtype=torch.float64)", "pe = torch.zeros(T, d, dtype=torch.long)"),),
+           (POS_T,), ("integer tensor",)),
+    # --- part 5: parameter count
     Mutant("count_without_biases", COUNT,
-           (("attention = 4 * d * d + 4 * d", "attention = 4 * d * d"),
+           (("attention = 4 * (d * d + d)", "attention = 4 * d * d"),
             ("mlp = (d * 4 * d + 4 * d) + (4 * d * d + d)", "mlp = (d * 4 * d) + (4 * d * d)")),
-           ("count_parameters",), ("biases",)),
+           (COUNT_T,), ("biases are missing",)),
+    Mutant("count_mlp_without_biases", COUNT,
+           (("mlp = (d * 4 * d + 4 * d) + (4 * d * d + d)", "mlp = (d * 4 * d) + (4 * d * d)"),),
+           (COUNT_T,), ("MLP's biases",)),
+    Mutant("count_attention_without_biases", COUNT, (("attention = 4 * (d * d + d)", "attention = 4 * d * d"),),
+           (COUNT_T,), ("attention's biases",)),
     Mutant("count_without_layernorms", COUNT,
            (("layer_norms = 2 * (2 * d)", "layer_norms = 0"), ("final_norm = 2 * d", "final_norm = 0")),
-           ("count_parameters",), ("LayerNorms are missing",)),
-    Mutant("count_attention_4d2_only", COUNT, (("attention = 4 * d * d + 4 * d", "attention = 4 * d * d"),),
-           ("count_parameters",), ("4d² + 4d",)),
+           (COUNT_T,), ("LayerNorms are missing",)),
+    Mutant("count_per_head_full_qkv", COUNT,
+           (("attention = 4 * (d * d + d)", 'attention = 3 * config["n_head"] * (d * d + d) + (d * d + d)'),),
+           (COUNT_T,), ("each head",)),
     Mutant("count_untied_head", COUNT, (("embeddings = V * d + T * d", "embeddings = 2 * V * d + T * d"),),
-           ("count_parameters",), ("tied",)),
-    # --- 6. KV cache
+           (COUNT_T,), ("tied",)),
+    Mutant("count_returns_float", COUNT, (("attention = 4 * (d * d + d)", "attention = 4 * (math.pow(d, 2) + d)"),),
+           (COUNT_T,), ("Python int",)),
+    # --- part 6: KV cache
     Mutant("kv_cache_not_appended", KV,
            (("cache_k = torch.cat([cache_k, k_new], dim=-2)", "cache_k = k_new"),
             ("cache_v = torch.cat([cache_v, v_new], dim=-2)", "cache_v = v_new")),
-           ("kv_cache",), ("append",)),
+           (KV_T,), ("append",)),
     Mutant("kv_cache_wrong_dim", KV,
            (("torch.cat([cache_k, k_new], dim=-2)", "torch.cat([cache_k, k_new], dim=1)"),
             ("torch.cat([cache_v, v_new], dim=-2)", "torch.cat([cache_v, v_new], dim=1)")),
-           ("kv_cache",), ("dim -2", "dim=-2")),
+           (KV_T,), ("dim=-2",)),
     Mutant("kv_cache_new_first", KV,
            (("torch.cat([cache_k, k_new], dim=-2)", "torch.cat([k_new, cache_k], dim=-2)"),
             ("torch.cat([cache_v, v_new], dim=-2)", "torch.cat([v_new, cache_v], dim=-2)")),
-           ("kv_cache",), ("old entries first", "in order")),
+           (KV_T,), ("old entries first",)),
 ]
 
 VARIANTS = [
@@ -120,6 +162,18 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     weights = e / torch.where(total == 0, torch.ones_like(total), total)
     return torch.matmul(weights, v), weights
 ''', "hand-written stable softmax, multiply by the mask"),
+    Variant("sdpa_float32_softmax_cast_back", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(q.shape[-1])  # float32 for stability
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+        none_allowed = ~mask.any(dim=-1, keepdim=True)
+        scores = scores.masked_fill(none_allowed, 0.0)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights * mask
+    return (weights @ v.float()).to(q.dtype), weights.to(q.dtype)
+''', "float32 inside, cast back; -inf with fully masked rows filled 0 first"),
     Variant("masks_loops", MASKS, r'''
 def causal_mask(T):
     m = torch.zeros(T, T, dtype=torch.bool)
@@ -217,11 +271,11 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     from genlab.checks.lab03_bugs import attention_formula
     out, weights = attention_formula(q, k, v, mask)
     return out.to(q.dtype), weights.to(q.dtype)
-''', ("attention",)),
+''', (ATT,)),
     Cheat("count_by_building_genlab_gpt", COUNT, r'''
 def count_parameters(config):
     from genlab.models.gpt import GPT
     keys = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
     return sum(p.numel() for p in GPT(**{k: config[k] for k in keys}).parameters())
-''', ("count_parameters",)),
+''', (COUNT_T,)),
 ]

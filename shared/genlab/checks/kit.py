@@ -19,6 +19,7 @@ from torch import Tensor
 __all__ = [
     "ok",
     "call",
+    "known_error",
     "describe",
     "close",
     "fail_if",
@@ -36,8 +37,8 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
      "a literal such as -1e9 does not fit in float16 (largest magnitude 65504): fill with "
      "torch.finfo(x.dtype).min instead"),
     ("must match the size of tensor",
-     "two tensors have incompatible shapes; print the shapes of the operands (k.T transposes every "
-     "axis, k.transpose(-2, -1) only the last two)"),
+     "two tensors have incompatible shapes; print the shapes of the operands (x.T reverses every "
+     "axis, x.transpose(-2, -1) swaps only the last two)"),
     ("mat1 and mat2 shapes cannot be multiplied",
      "a matrix product got operands of incompatible shapes; check which axis holds the features"),
     ("expected scalar type", "two tensors of different dtypes met in one operation; cast one of them"),
@@ -52,11 +53,16 @@ def ok(message: str) -> None:
     print(f"✓ {message}")
 
 
+def known_error(text: str) -> str | None:
+    """The sentence that explains a torch error message (``KNOWN_ERRORS``), or ``None``."""
+    return next((sentence for needle, sentence in KNOWN_ERRORS if needle in text), None)
+
+
 def _explain(exc: BaseException) -> str:
     text = str(exc)
-    for needle, sentence in KNOWN_ERRORS:
-        if needle in text:
-            return f"{sentence} ({type(exc).__name__}: {text.splitlines()[0] if text else ''})"
+    sentence = known_error(text)
+    if sentence:
+        return f"{sentence} ({type(exc).__name__}: {text.splitlines()[0] if text else ''})"
     return f"{type(exc).__name__}: {text}"
 
 

@@ -1,4 +1,4 @@
-"""Part 3: class MultiHeadAttention(d_model, n_heads) with split_heads, merge_heads, forward."""
+"""Part 3: class MultiHeadAttention(d_model, n_heads) with split_heads, merge_heads, forward; float16 autocast."""
 import pytest
 import torch
 from torch import nn
@@ -8,6 +8,10 @@ from genlab.checks import lab03_bugs as bugs
 
 NAME = "MultiHeadAttention"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+def _call(fn, /, *args, hint="", **kwargs):
+    return bugs.explained_call(kit.call, fn, *args, hint=hint, **kwargs)
 
 
 def _torch_mha(d, H, seed):
@@ -28,7 +32,7 @@ def _torch_mha(d, H, seed):
 
 def _loaded(submission, d, H, state):
     cls = submission.function(NAME)
-    mha = kit.call(cls, d, H)
+    mha = _call(cls, d, H)
     kit.call(mha.load_state_dict, state, strict=False, context=f"loading weights into MultiHeadAttention({d}, {H})",
              hint="It needs q_proj, k_proj, v_proj and out_proj, each nn.Linear(d_model, d_model) with bias.")
     return mha
@@ -38,7 +42,7 @@ def _loaded(submission, d, H, state):
 def test_projections(submission):
     """q_proj, k_proj, v_proj, out_proj are Linear(d_model, d_model) layers with biases."""
     cls = submission.function(NAME)
-    mha = kit.call(cls, 12, 3)
+    mha = _call(cls, 12, 3)
     _, state = _torch_mha(12, 3, 0)
     kit.call(mha.load_state_dict, state, strict=True, context="loading the weights of four nn.Linear(12, 12)",
              hint="MultiHeadAttention(12, 3) should have exactly four layers with parameters, q_proj, k_proj, "
@@ -49,9 +53,9 @@ def test_projections(submission):
 def test_split_heads(submission):
     """(B, T, d) -> (B, H, T, d_h) with head h holding features [h*d_h:(h+1)*d_h]."""
     cls = submission.function(NAME)
-    mha = kit.call(cls, 12, 3)
+    mha = _call(cls, 12, 3)
     x = torch.arange(2 * 5 * 12, dtype=torch.float32).reshape(2, 5, 12)
-    heads = kit.call(mha.split_heads, x)
+    heads = _call(mha.split_heads, x)
     if not isinstance(heads, torch.Tensor) or tuple(heads.shape) != (2, 3, 5, 4):
         raise AssertionError(f"split_heads should map (B, T, d_model) = (2, 5, 12) to (B, H, T, d_head) = (2, 3, 5, 4), "
                              f"got {kit.describe(heads)}.")
@@ -68,9 +72,9 @@ def test_split_heads(submission):
 def test_merge_heads(submission):
     """(B, H, T, d_h) -> (B, T, d), the inverse of split_heads."""
     cls = submission.function(NAME)
-    mha = kit.call(cls, 12, 3)
+    mha = _call(cls, 12, 3)
     heads = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 3, 5, 4)
-    merged = kit.call(mha.merge_heads, heads)
+    merged = _call(mha.merge_heads, heads)
     if not isinstance(merged, torch.Tensor) or tuple(merged.shape) != (2, 5, 12):
         raise AssertionError(f"merge_heads should map (2, 3, 5, 4) (B, H, T, d_head) to (2, 5, 12), got "
                              f"{kit.describe(merged)}.")
@@ -91,7 +95,7 @@ def test_self_attention_matches_torch(submission):
     mha = _loaded(submission, d, H, state)
     x = torch.randn(3, 6, d, generator=torch.Generator().manual_seed(2))
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
-    got = kit.call(mha, x, x, x, mask=causal)
+    got = _call(mha, x, x, x, mask=causal)
     hint = bugs.name_mha_bug(got, state, H, x, x, x, causal)
     if hint is not None:
         raise AssertionError(f"causal self-attention: {hint}")
@@ -112,12 +116,9 @@ def test_cross_attention_matches_torch(submission):
     y, memory = torch.randn(2, 3, d, generator=g), torch.randn(2, 7, d, generator=g)
     pad = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
     mask = pad[:, None, None, :]
-    try:
-        got = kit.call(mha, y, memory, memory, mask=mask)
-    except AssertionError as exc:
-        raise AssertionError(f"cross-attention (query length 3, key/value length 7): {exc}. Keys and values come from "
-                             "`key` and `value` (the encoder's output), whose length may differ from the query's; "
-                             "project query/key/value with q_proj/k_proj/v_proj respectively.") from None
+    got = _call(mha, y, memory, memory, mask=mask, context="cross-attention (query length 3, key/value length 7)",
+                hint="Keys and values come from `key` and `value` (the encoder's output), whose length may differ "
+                     "from the query's; project query/key/value with q_proj/k_proj/v_proj respectively")
     hint = bugs.name_mha_bug(got, state, H, y, memory, memory, mask)
     if hint is not None:
         raise AssertionError(f"cross-attention (query length 3, key/value length 7): {hint}")
@@ -136,7 +137,7 @@ def test_head_layout_for_other_head_counts(submission):
         ref, state = _torch_mha(d, H, 10 + H)
         mha = _loaded(submission, d, H, state)
         x, kx, vx = (torch.randn(2, 5, d, generator=g) for _ in range(3))
-        got = kit.call(mha, x, kx, vx)
+        got = _call(mha, x, kx, vx)
         hint = bugs.name_mha_bug(got, state, H, x, kx, vx)
         if hint is not None:
             raise AssertionError(f"with d_model={d}, n_heads={H} and different query/key/value inputs: {hint}")
@@ -144,3 +145,25 @@ def test_head_layout_for_other_head_counts(submission):
             want = ref(x, kx, vx, need_weights=False)[0]
         if (got - want).abs().max() > 1e-4:
             raise AssertionError(f"with d_model={d}, n_heads={H} the output differs from torch.nn.MultiheadAttention.")
+
+
+@pytest.mark.points(1)
+def test_multi_head_attention_under_autocast(submission):
+    """Your MultiHeadAttention with a causal mask inside CPU float16 autocast."""
+    torch.manual_seed(3)
+    d, H = 16, 4
+    state = {f"{n}.{p}": (torch.randn(d, d) * 0.2 if p == "weight" else torch.randn(d) * 0.1)
+             for n in PROJECTIONS for p in ("weight", "bias")}
+    x = torch.randn(2, 5, d)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    mha = _call(submission.function(NAME), d, H, context=f"MultiHeadAttention({d}, {H})")
+    kit.call(mha.load_state_dict, state, strict=False, context="loading q_proj, k_proj, v_proj and out_proj weights")
+    data = _call(submission.probe, "autocast", fn=mha, args=(x, x, x), kwargs={"mask": causal}, dtype="float16",
+                 context="under float16 autocast")
+    out = kit.expect_tensor(data["outputs"][0] if data["outputs"] else None, "under float16 autocast the output",
+                            shape=(2, 5, d))
+    kit.expect_finite(out, "under float16 autocast the output",
+                      "Fill masked scores with torch.finfo(scores.dtype).min in your attention (part 1).")
+    err = (out.double() - bugs.mha_formula(state, H, x, x, x, causal)).abs().max().item()
+    if err > 5e-2:
+        raise AssertionError(f"under float16 autocast the output differs from float32 by {err:.3g}. " + bugs.PART1_NOTE)

@@ -1,4 +1,6 @@
-"""Part 1: scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)."""
+"""Part 1: scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights), float16 included."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +9,14 @@ from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
 NAME = "scaled_dot_product_attention"
+
+
+def _call(fn, /, *args, hint="", **kwargs):
+    return bugs.explained_call(kit.call, fn, *args, hint=hint, **kwargs)
+
+
+def _pair(result):
+    return kit.expect_tuple(result, 2, NAME, ("output", "weights"))
 
 
 def _qkv(seed, lead, T_q, T_k, d_k, d_v, scale=1.0):
@@ -23,7 +33,8 @@ def test_shapes_and_dtype(submission):
     sdpa = submission.function(NAME)
     for lead, (T_q, T_k, d_k, d_v) in (((2, 3), (5, 7, 8, 6)), ((4,), (3, 3, 16, 16)), ((1, 1), (1, 4, 2, 5))):
         q, k, v = _qkv(0, lead, T_q, T_k, d_k, d_v)
-        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
+        out, w = _pair(_call(sdpa, q, k, v, hint="Use k.transpose(-2, -1) (not k.T) so that leading batch/head "
+                                                  "axes are kept, and @ rather than torch.mm or torch.bmm"))
         want_out, want_w = (*lead, T_q, d_v), (*lead, T_q, T_k)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want_out:
             raise AssertionError(f"for q {(*lead, T_q, d_k)}, k {(*lead, T_k, d_k)}, v {(*lead, T_k, d_v)} the output "
@@ -41,21 +52,17 @@ def test_matches_formula_without_mask(submission):
     sdpa = submission.function(NAME)
     for seed, d_k in ((1, 4), (2, 64), (3, 25)):
         q, k, v = _qkv(seed, (2, 2), 6, 9, d_k, 5)
-        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
+        out, w = _pair(_call(sdpa, q, k, v))
         kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), f"without a mask (d_k={d_k})")
 
 
 @pytest.mark.points(3)
 def test_scale_is_one_over_sqrt_dk(submission):
-    """The 1/√d_k scale: wrong scales (none, 1/d_k) give measurably different results."""
+    """The 1/√d_k scale: wrong scales (none, 1/d_k, √d_v, √T_k) give measurably different results."""
     sdpa = submission.function(NAME)
     for seed, d_k in ((4, 9), (5, 100)):
         q, k, v = _qkv(seed, (3,), 4, 6, d_k, 3, scale=0.7)
-        out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
-        if isinstance(out, torch.Tensor) and isinstance(w, torch.Tensor):
-            for scale in ("none", "dk"):
-                if kit.close(out, bugs.attention_formula(q, k, v, scale=scale)[0], 1e-4):
-                    raise AssertionError(bugs.name_attention_bug(out, w, q, k, v))
+        out, w = _pair(_call(sdpa, q, k, v))
         kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), f"d_k={d_k}")
 
 
@@ -64,7 +71,7 @@ def test_softmax_over_keys(submission):
     """Each query's weights sum to 1 over the keys (T_q != T_k, so the wrong axis shows)."""
     sdpa = submission.function(NAME)
     q, k, v = _qkv(6, (2,), 3, 8, 16, 4)
-    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v), 2, NAME, ("output", "weights"))
+    out, w = _pair(_call(sdpa, q, k, v))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 3, 8):
         raise AssertionError(f"weights should have shape (B, T_q, T_k), got {kit.describe(w)}.")
     sums = w.double().sum(-1)
@@ -92,7 +99,7 @@ def test_matches_torch_with_mask(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(7, (2, 3), 5, 6, 8, 4)
     mask = _mask(8, (2, 3, 5, 6))
-    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
     kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a mask")
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     err = (out - want).abs().max().item()
@@ -108,8 +115,7 @@ def test_masks_broadcast(submission):
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     pad = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]
     for mask, what in ((causal, "a (T_q, T_k) causal mask"), (pad, "a (B, 1, 1, T_k) padding mask")):
-        result = kit.call(sdpa, q, k, v, mask=mask)
-        out, w = kit.expect_tuple(result, 2, NAME, ("output", "weights"))
+        out, w = _pair(_call(sdpa, q, k, v, mask=mask, hint="The mask broadcasts against the scores (..., T_q, T_k)"))
         kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"with {what}")
 
 
@@ -119,14 +125,14 @@ def test_masked_weights_are_exactly_zero(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(10, (2,), 7, 7, 16, 4, scale=3.0)
     mask = torch.ones(7, 7, dtype=torch.bool).tril()
-    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
     if not isinstance(w, torch.Tensor) or w.shape != (2, 7, 7):
         raise AssertionError(f"weights should have shape (2, 7, 7), got {kit.describe(w)}.")
     leaked = w.masked_select(~mask.expand_as(w))
     if leaked.numel() and leaked.abs().max() != 0:
         raise AssertionError(f"masked positions should have weight exactly 0, the largest is {leaked.abs().max():.3g}. "
-                             "Fill masked scores with torch.finfo(scores.dtype).min (or -inf) before the softmax; "
-                             "adding a moderate negative number is not enough.")
+                             "Fill masked scores with torch.finfo(scores.dtype).min before the softmax and set the "
+                             "masked weights to 0 after it; adding a moderate negative number is not enough.")
 
 
 @pytest.mark.points(2)
@@ -137,20 +143,8 @@ def test_fully_masked_row_is_zero_not_nan(submission):
     mask = torch.ones(2, 4, 5, dtype=torch.bool)
     mask[0, 1] = False
     mask[1, 3] = False
-    out, w = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=mask), 2, NAME, ("output", "weights"))
-    for name, t in (("output", out), ("weights", w)):
-        if not isinstance(t, torch.Tensor):
-            raise AssertionError(f"{name} should be a tensor, got {kit.describe(t)}.")
-        if torch.isnan(t).any():
-            raise AssertionError(f"the {name} contain NaN for a query whose keys are all masked: with -inf every score "
-                                 "of that row is -inf and softmax computes 0/0. Fill with torch.finfo(dtype).min and "
-                                 "set masked weights to 0 after the softmax.")
-    rows = ~mask.any(-1)
-    if w[rows].abs().max() != 0 or out[rows].abs().max() > 1e-6:
-        raise AssertionError("a query whose keys are all masked should get weights all 0 and output 0; yours get "
-                             f"weights up to {w[rows].abs().max():.3g}. The softmax alone makes such a row uniform: "
-                             "zero the masked weights after the softmax (weights.masked_fill(~mask, 0)).")
-    kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "the other rows")
+    out, w = _pair(_call(sdpa, q, k, v, mask=mask))
+    kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), "with a query whose keys are all masked")
 
 
 @pytest.mark.points(3)
@@ -159,11 +153,11 @@ def test_causal_invariance(submission):
     sdpa = submission.function(NAME)
     q, k, v = _qkv(12, (2, 2), 8, 8, 8, 8)
     causal = torch.ones(8, 8, dtype=torch.bool).tril()
-    out1, _ = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=causal), 2, NAME, ("output", "weights"))
+    out1, _ = _pair(_call(sdpa, q, k, v, mask=causal))
     k2, v2 = k.clone(), v.clone()
     k2[..., 5:, :] = 100 * torch.randn_like(k2[..., 5:, :])
     v2[..., 5:, :] = -7.0
-    out2, _ = kit.expect_tuple(kit.call(sdpa, q, k2, v2, mask=causal), 2, NAME, ("output", "weights"))
+    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=causal))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
         raise AssertionError(f"output should be a tensor of shape (2, 2, 8, 8), got {kit.describe(out1)}.")
     if not torch.equal(out1[..., :5, :], out2[..., :5, :]):
@@ -180,14 +174,81 @@ def test_padding_invariance(submission):
     q, k, v = _qkv(13, (3,), 4, 6, 8, 5)
     lengths = torch.tensor([6, 4, 1])
     pad = (torch.arange(6)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T_k)
-    out1, _ = kit.expect_tuple(kit.call(sdpa, q, k, v, mask=pad), 2, NAME, ("output", "weights"))
+    out1, _ = _pair(_call(sdpa, q, k, v, mask=pad))
     k2, v2 = k.clone(), v.clone()
     k2[~pad[:, 0]] = 50.0
     v2[~pad[:, 0]] = 1e4
-    out2, _ = kit.expect_tuple(kit.call(sdpa, q, k2, v2, mask=pad), 2, NAME, ("output", "weights"))
+    out2, _ = _pair(_call(sdpa, q, k2, v2, mask=pad))
     if not (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape):
         raise AssertionError(f"output should be a tensor of shape (3, 4, 5), got {kit.describe(out1)}.")
     if not torch.allclose(out1, out2, atol=1e-6, rtol=0):
         err = (out1 - out2).abs().max().item()
         raise AssertionError(f"changing the keys/values of padding positions changed the output (by up to {err:.3g}): "
                              "padded keys must get weight exactly 0.")
+
+
+# ----------------------------------------------------------------- float16 (mixed precision)
+
+def _fp16_inputs(seed, B=2, H=2, T=6, d=8):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, H, T, d, generator=g) for _ in range(3))
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    pad = torch.arange(T)[None, :] < torch.tensor([T, T - 2])[:, None]
+    return q, k, v, causal[None, None] & pad[:, None, None, :]
+
+
+@pytest.mark.points(4)
+def test_half_inputs_with_mask(submission):
+    """float16 tensors with a causal + padding mask: no overflow error, finite, float16 output."""
+    sdpa = submission.function(NAME)
+    q, k, v, mask = _fp16_inputs(0)
+    h = (q.half(), k.half(), v.half())
+    out, w = _pair(_call(sdpa, *h, mask, context="on float16 inputs"))
+    kit.fail_if(bugs.name_half_attention_bug(out, w, *h, mask), "float16 inputs")
+
+
+@pytest.mark.points(1)
+def test_half_fully_masked_row(submission):
+    """float16, a query with no allowed key: zeros, no NaN."""
+    sdpa = submission.function(NAME)
+    q, k, v, mask = _fp16_inputs(1)
+    mask = mask.expand(2, 2, 6, 6).clone()
+    mask[1, 0, 2] = False
+    h = (q.half(), k.half(), v.half())
+    out, w = _pair(_call(sdpa, *h, mask, context="on float16 inputs"))
+    kit.fail_if(bugs.name_half_attention_bug(out, w, *h, mask), "float16 inputs, a query whose keys are all masked")
+
+
+@pytest.mark.points(4)
+def test_autocast_float16_on_cpu(submission):
+    """Inside torch.autocast("cpu", dtype=torch.float16), as under mixed-precision training."""
+    q, k, v, mask = _fp16_inputs(2)
+    data = _call(submission.probe, "autocast", fn=NAME, args=(q, k, v, mask), dtype="float16",
+                 context="under float16 autocast")
+    out, w = kit.expect_tuple(data["outputs"], 2, f"{NAME} under autocast", ("output", "weights"))
+    kit.fail_if(bugs.name_half_attention_bug(out, w, q, k, v, mask, dtype=None), "under float16 autocast")
+
+
+@pytest.mark.gpu
+@pytest.mark.points(5)
+def test_gpt_trains_with_16_mixed_on_gpu(submission):
+    """20 Lightning steps of genlab's GPT with your attention, precision="16-mixed", on a GPU."""
+    data = submission.probe("lightning_fit", model="genlab.models.gpt:GPT", data="genlab.data:CharTextDataModule",
+                            parts={"attention": NAME}, from_data={"vocab_size": "vocab_size"},
+                            model_kwargs=dict(block_size=32, n_layer=2, n_head=2, n_embd=64, lr=1e-3),
+                            data_kwargs=dict(block_size=32, batch_size=8, seed=0), steps=20)
+    if data.get("error"):
+        fix = bugs.explain_error(data["error"])
+        raise AssertionError(f"training GPT with your attention under precision='16-mixed' raised {data['error']}."
+                             + (f" {fix}." if fix else ""))
+    losses = data.get("losses", [])
+    if len(losses) < 20 or not all(isinstance(x, float) and math.isfinite(x) for x in losses):
+        bad = next((i for i, x in enumerate(losses) if not (isinstance(x, float) and math.isfinite(x))), None)
+        raise AssertionError(f"under 16-mixed the training loss became inf/NaN at step {bad} (of {len(losses)}); "
+                             "check the mask fill value and fully masked rows in float16.")
+    if not data.get("params_finite"):
+        raise AssertionError("under 16-mixed some parameters became inf/NaN after 20 steps.")
+    if data.get("output_dtype") != "torch.float16":
+        raise AssertionError(f"inside autocast the logits should be float16, got {data.get('output_dtype')}.")
+    if data.get("loss_dtype") != "torch.float32":
+        raise AssertionError(f"the loss should be float32, got {data.get('loss_dtype')}.")

@@ -18,14 +18,15 @@ def _decode(fn, q, k, v):
     """Run kv_cache_step position by position; return the list of (out, cache_k, cache_v)."""
     steps, cache_k, cache_v = [], None, None
     for t in range(q.shape[-2]):
-        try:
-            result = kit.call(fn, q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
-        except AssertionError as exc:
-            if t == 0:
-                raise
-            raise AssertionError(f"{exc} (at step {t}, a call with a cache of shape "
-                                 f"{tuple(cache_k.shape) if isinstance(cache_k, torch.Tensor) else None}: append along "
-                                 "the time axis, dim=-2 of (B, H, T, d_h), so the shapes still fit)") from None
+        step = (q[..., t:t + 1, :], k[..., t:t + 1, :], v[..., t:t + 1, :], cache_k, cache_v)
+        if t == 0:
+            result = bugs.explained_call(kit.call, fn, *step, context="at the first step (no cache)")
+        else:
+            past = tuple(cache_k.shape) if isinstance(cache_k, torch.Tensor) else None
+            result = bugs.explained_call(
+                kit.call, fn, *step, context=f"at step {t} (cache_k of shape {past})",
+                hint="The first step worked, so look at how the cache grows: append the new key and value along "
+                     "the time axis, torch.cat([cache_k, k_new], dim=-2), so that every other axis still fits")
         out, cache_k, cache_v = kit.expect_tuple(result, 3, NAME, ("out", "cache_k", "cache_v"))
         steps.append((out, cache_k, cache_v))
     return steps
@@ -36,7 +37,8 @@ def test_first_step(submission):
     """With no cache: caches are the new key/value, and the output is v_new (one key gets weight 1)."""
     fn = submission.function(NAME)
     q, k, v = _qkv(0, 2, 3, 1, 8)
-    out, cache_k, cache_v = kit.expect_tuple(kit.call(fn, q, k, v, None, None), 3, NAME, ("out", "cache_k", "cache_v"))
+    result = bugs.explained_call(kit.call, fn, q, k, v, None, None, context="at the first step (no cache)")
+    out, cache_k, cache_v = kit.expect_tuple(result, 3, NAME, ("out", "cache_k", "cache_v"))
     hint = bugs.name_kv_cache_bug(0, out, cache_k, cache_v, v, k, v)
     if hint is not None:
         raise AssertionError(f"first step (cache_k=cache_v=None): {hint}")
