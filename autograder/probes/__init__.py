@@ -1,8 +1,8 @@
 """Probes: small scripts that run beside a submission, in its worker, and return plain data.
 
 Shared probes live here, one file ``<name>.py`` each: ``autocast`` (dtypes and ops under
-``torch.autocast``), ``gradients`` (gradient flow and detach), and those the labs add for
-every lab's use. A lab may add its own in ``autograder/<lab>/probes/``; one named like a
+``torch.autocast``), ``gradients`` (gradient flow and detach), ``load_state`` (load only
+the weights a test gives, buffers aside), and those the labs add for every lab's use. A lab may add its own in ``autograder/<lab>/probes/``; one named like a
 shared probe is a ``LabError`` when the lab is loaded (extend the shared probe instead of
 copying it). Files whose name starts with ``_`` are not probes.
 

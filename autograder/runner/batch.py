@@ -4,9 +4,13 @@
 into the output folder ``DIR`` (its layout: ``store.py``). A rerun skips a student whose
 result is finished for the same lab and the same notebook bytes (sha256), unless
 ``force``. A submission whose notebook changed since it was graded is graded again. A
-submission whose grader process died (crash, signal, batch time limit) gets a score-0
-result with ``error`` set, the batch goes on, and the next rerun tries it again; so does
-one whose grader reported an internal error (``results.INTERNAL_PREFIX``).
+submission whose grader process died (crash, signal) gets a score-0 result with ``error``
+set, the batch goes on, and the next rerun tries it again; so does one whose grader
+reported an internal error (``results.INTERNAL_PREFIX``). A submission that ran past the
+batch's time limit (``timeout_s``, a backstop behind the lab's ``total_timeout_s``) is
+stopped and its score-0 result is final, like any verdict: reruns keep it (``--force``
+regrades). One student's bad input is that student's result, never the batch's: a student
+id that is one of the batch's own names (``store.RESERVED``) gets an error result of its own.
 
 Killing the batch (SIGINT/SIGTERM/SIGHUP) stops the running graders and leaves every
 finished submission on disk; SIGKILL does too (graders die with the batch: ``launcher.py``).
@@ -36,7 +40,7 @@ from .discover import Handin
 from .fork_client import Forked, ForkServer
 from .launcher import PlainProcess, tail
 from .results import SubmissionResult
-from .store import BatchError, DirLock, ResultStore, fingerprint
+from .store import BatchError, DirLock, ResultStore, fingerprint, reserved, reserved_problem
 
 __all__ = ["BatchError", "BatchInterrupted", "BatchOutcome", "LabInfo", "ResultStore", "grade_batch",
            "grade_one_command"]
@@ -96,10 +100,13 @@ class _Running:
     started: float
 
 
-def _died(rc: int | None, timed_out: float | None) -> str:
-    if timed_out is not None:
-        how = f"did not finish within the batch's limit of {timed_out:g} s per submission and was stopped"
-    elif rc is not None and rc < 0:
+def _timed_out(limit: float) -> str:
+    return (f"Grading stopped: your notebook did not finish within the time limit of {limit:g} s per "
+            "submission. Make the slow parts faster (no training in graded cells, smaller loops).")
+
+
+def _died(rc: int | None) -> str:
+    if rc is not None and rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
@@ -119,6 +126,7 @@ class BatchOutcome:
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # the grader process died
+    timed_out: list[str] = field(default_factory=list)  # stopped at the batch's time limit (final)
     warnings: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -162,6 +170,9 @@ def grade_batch(
 
         todo: deque[tuple[Handin, str]] = deque()
         for handin in submissions:
+            if reserved(handin.student):
+                handin = Handin(handin.student, None, handin.layout, reserved_problem(handin.student),
+                                handin.timestamp)
             sha = fingerprint(handin)
             if not force and store.is_finished(handin.student, sha):
                 outcome.skipped.append(handin.student)
@@ -240,7 +251,8 @@ def grade_batch(
 
 def _start(lab: LabInfo, handin: Handin, sha: str, work: Path, command: GradeCommand,
            server: ForkServer | None) -> _Running:
-    tag = f"{handin.student}.{os.getpid()}"
+    _start.count += 1   # not the student id: any id, however long or odd, gives a usable file name
+    tag = f"grader-{os.getpid()}-{_start.count}"
     tmp_out = work / f"{tag}.result.json"
     log_path = work / f"{tag}.log"
     if server is not None:
@@ -248,6 +260,9 @@ def _start(lab: LabInfo, handin: Handin, sha: str, work: Path, command: GradeCom
     else:
         proc = PlainProcess(command(lab, handin.notebook, handin.student, tmp_out), log_path)
     return _Running(handin, sha, proc, tmp_out, log_path, time.monotonic())
+
+
+_start.count = 0
 
 
 def _record(store: ResultStore, lab: LabInfo, handin: Handin, sha: str, run: _Running | None,
@@ -260,7 +275,7 @@ def _record(store: ResultStore, lab: LabInfo, handin: Handin, sha: str, run: _Ru
         log = f"$ grade {handin.notebook}\nexit code: {rc}\n\n" + tail(run.log_path)
         if timed_out is None and run.tmp_out.is_file():
             try:
-                result = SubmissionResult.from_json(run.tmp_out.read_text(encoding="utf-8"))
+                result = SubmissionResult.from_json(run.tmp_out.read_text(encoding="utf-8")).capped()
             except (OSError, ValueError, TypeError, KeyError) as e:
                 log += f"\n[batch] the grader's result file was unreadable: {e}\n"
         detail = detail_log(run.tmp_out)
@@ -271,11 +286,17 @@ def _record(store: ResultStore, lab: LabInfo, handin: Handin, sha: str, run: _Ru
     complete = result is not None and not result.internal_error
     if result is not None and not complete:
         outcome.failed.append(handin.student)
+    if result is None and timed_out is not None:
+        result = SubmissionResult(student=handin.student, lab=lab.name, execution_time=round(wall, 3),
+                                  error=_timed_out(timed_out))
+        complete = True   # a verdict: the submission used up its time; reruns keep it
+        outcome.timed_out.append(handin.student)
     if result is None:
         result = SubmissionResult(student=handin.student, lab=lab.name, execution_time=round(wall, 3),
-                                  error=_died(rc, timed_out))
+                                  error=_died(rc))
         outcome.failed.append(handin.student)
     result.student, result.lab = handin.student, lab.name
+    result = result.capped()
     meta = {
         "lab": lab.name,
         "notebook": str(handin.notebook) if handin.notebook else None,

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from autograder.runner import text
 from autograder.runner.batch import BatchInterrupted, LabInfo, grade_batch
 from autograder.runner.discover import DiscoveryError, discover
 from autograder.runner.gradebook import GradebookError, write_gradebook
@@ -31,7 +32,8 @@ SUBMISSION may be notebook files, folders of them, an nbgrader submitted/ tree
 Gradescope submission folder. Otherwise the student id is the notebook's file stem.
 
 Writes DIR/<student>/{results.json, feedback.md, result.json} and DIR/grades.csv, each as
-soon as a submission finishes. A rerun skips finished submissions (unless --force or the
+soon as a submission finishes, then DIR/similarity.csv (for the instructor only: each
+graded part against the library's references, the solution and every other submission). A rerun skips finished submissions (unless --force or the
 notebook changed), so an interrupted batch resumes where it stopped.
 """
 
@@ -90,7 +92,7 @@ def run_grade(args: argparse.Namespace) -> int:
         lab = LabInfo.from_lab(lab_obj)
         found = discover(args.submissions, lab.name, lab.notebook)
         for note in found.skipped:
-            print(f"genlab grade: skipped {note}", file=err)
+            print(f"genlab grade: skipped {text.terminal(note, 300)}", file=err)
         out = Path(args.out) if args.out else Path("grades") / lab.name
         outcome = grade_batch(lab, found.submissions, out, jobs=args.jobs, force=args.force,
                               timeout_s=args.timeout)
@@ -102,19 +104,31 @@ def run_grade(args: argparse.Namespace) -> int:
               "again to grade the rest.", file=err)
         return 128 + e.signum
     for w in outcome.warnings:
-        print(f"genlab grade: warning: {w}", file=err)
+        print(f"genlab grade: warning: {text.terminal(w, 500)}", file=err)
     if outcome.skipped:
         print(f"genlab grade: {len(outcome.skipped)} submission(s) already graded in {out}, kept "
               "(--force regrades them)", file=err)
     print(summary_table(outcome.results.values()))
+    try:
+        from autograder.runner.similarity import summary, write_similarity
+
+        print("\n" + summary(write_similarity(lab_obj, found.submissions, out)))
+    except Exception as e:   # the report is for the instructor: never a reason to fail the batch
+        print(f"genlab grade: warning: no similarity report ({text.terminal(e, 300)})", file=err)
     print(f"\n{len(outcome.graded)} graded, {len(outcome.skipped)} kept, in {outcome.wall_s:.1f} s. "
           f"Results: {out}/<student>/, table: {out / 'grades.csv'}")
+    if outcome.timed_out:
+        print(f"genlab grade: {len(outcome.timed_out)} submission(s) ran past --timeout and were stopped "
+              f"({', '.join(outcome.timed_out)}); their score 0 is final (--force regrades them)", file=err)
     if args.gradebook:
+        problems: list[str] = []
         try:
-            n = _gradebook(args.gradebook, lab, out, outcome)
+            n = _gradebook(args.gradebook, lab, out, outcome, problems)
         except GradebookError as e:
-            print(f"genlab grade: error: {e}", file=err)
+            print(f"genlab grade: error: {text.terminal(e, 500)}", file=err)
             return 2
+        for problem in problems:
+            print(f"genlab grade: gradebook: {text.terminal(problem, 300)}", file=err)
         print(f"Gradebook: {n} submission(s) written to {args.gradebook}")
     if outcome.failed:
         print(f"genlab grade: the grader died on {len(outcome.failed)} submission(s) "
@@ -124,13 +138,13 @@ def run_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gradebook(url: str, lab: LabInfo, out: Path, outcome) -> int:
+def _gradebook(url: str, lab: LabInfo, out: Path, outcome, problems: list[str] | None = None) -> int:
     store = ResultStore(out, lab.name)
     metas = {s: (store.meta(s) or {}) for s in store.results}
     notebook = Path(lab.notebook).stem if lab.notebook else lab.name
     return write_gradebook(url, lab.name, notebook, store.results.values(),
                            complete={s: m.get("complete", True) for s, m in metas.items()},
-                           timestamps={s: m.get("timestamp") for s, m in metas.items()})
+                           timestamps={s: m.get("timestamp") for s, m in metas.items()}, problems=problems)
 
 
 def _zip(args: argparse.Namespace, lab_obj) -> int:

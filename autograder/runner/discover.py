@@ -17,15 +17,32 @@ lab's release notebook, else the only ``.ipynb`` there, else the only file there
 with no usable file still yields a ``Handin`` whose ``problem`` says why; the batch
 scores it 0 with that reason. Hidden files and ``.ipynb_checkpoints`` are ignored.
 
+Nothing is graded from outside the submission: a submitted notebook (or a folder on the way
+to it) that is a symbolic link, or that resolves outside the student's folder, is that
+student's ``problem`` ("a link is not graded"), never followed. Student-made names are
+cleaned before they are printed or reported (``text``), a student id is at most
+``MAX_ID`` characters (longer ones keep a hash, so they stay distinct), and ``timestamp.txt``
+is read only as a small regular file.
+
 Two different files with the same student id raise ``DiscoveryError`` (we never rename
 silently: the id names the output folder, and a rerun must find it again).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import text
+
+MAX_ID = 80
+MAX_STAMP_BYTES = 256
+LINK_PROBLEM = ("The submitted {what} {name} is a symbolic link, which is not graded (links can point "
+                "outside your submission). Submit the notebook file itself.")
 
 
 class DiscoveryError(ValueError):
@@ -57,9 +74,41 @@ _SAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 def safe_id(raw: str) -> str:
-    """A student id usable as a folder name: path separators and odd characters -> '_'."""
+    """A student id usable as a folder name: path separators and odd characters -> '_';
+    at most ``MAX_ID`` characters (a longer one ends with a hash of the whole id)."""
     sid = _SAFE.sub("_", raw.strip()).strip("._") or "submission"
+    if len(sid) > MAX_ID:
+        digest = hashlib.sha256(sid.encode("utf-8", "replace")).hexdigest()[:10]
+        sid = sid[: MAX_ID - 11].rstrip("._") + "-" + digest
     return sid
+
+
+def _shown(p: Path, base: Path | None = None) -> str:
+    """A student-made path, safe to print (relative to ``base`` when given)."""
+    try:
+        rel = p.relative_to(base) if base is not None else p
+    except ValueError:
+        rel = p
+    return text.one_line(str(rel), 160)
+
+
+def _link_problem(what: str, p: Path, base: Path | None = None) -> str:
+    return LINK_PROBLEM.format(what=what, name=_shown(p, base))
+
+
+def _read_stamp(path: Path) -> str | None:
+    """nbgrader's ``timestamp.txt``: a small regular file (never a link), as one clean line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        data = fh.read(MAX_STAMP_BYTES + 1)
+    if len(data) > MAX_STAMP_BYTES:
+        return None
+    return text.one_line(data.decode("utf-8", "replace").strip(), MAX_STAMP_BYTES) or None
 
 
 def _hidden(p: Path) -> bool:
@@ -67,44 +116,81 @@ def _hidden(p: Path) -> bool:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p))
+    return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and not _hidden(p))
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Every entry under ``folder`` that is a file or a link (a linked folder is listed, never
+    entered), without hidden entries and checkpoints."""
+    out = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        keep = []
+        for d in dirs:
+            if _hidden(Path(d)) or d == ".ipynb_checkpoints":
+                continue
+            if os.path.islink(os.path.join(root, d)):
+                out.append(Path(root, d))   # reported as a link if it is picked, never entered
+            else:
+                keep.append(d)
+        dirs[:] = keep
+        out += [Path(root, f) for f in files if not _hidden(Path(f)) and f != "timestamp.txt"]
+    return sorted(out)
 
 
 def _pick_notebook(folder: Path, release_name: str | None) -> tuple[Path | None, str | None]:
     """The notebook inside one student's folder (searched recursively), or a problem."""
-    found = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not any(_hidden(q) or q.name == ".ipynb_checkpoints"
-                               for q in p.relative_to(folder).parents if q.name)
-                   and not _hidden(p) and p.name != "timestamp.txt")
+    found = _walk(folder)
     notebooks = [p for p in found if p.suffix == ".ipynb"]
+    pick = None
     if release_name:
         named = [p for p in notebooks if p.name == release_name]
         if len(named) == 1:
-            return named[0], None
-    if len(notebooks) == 1:
-        return notebooks[0], None
-    if notebooks:
-        names = ", ".join(str(p.relative_to(folder)) for p in notebooks)
+            pick = named[0]
+    if pick is None and len(notebooks) == 1:
+        pick = notebooks[0]
+    if pick is None and notebooks:
+        names = ", ".join(_shown(p, folder) for p in notebooks[:10])
         want = f" Submit only {release_name}." if release_name else ""
         return None, f"Several notebooks were submitted ({names}) and none is the lab's notebook.{want}"
-    if len(found) == 1:
-        return found[0], None  # not a notebook: the grader says so and scores it 0
+    if pick is None and len(found) == 1:
+        pick = found[0]  # not a notebook: the grader says so and scores it 0
+    if pick is not None:
+        return _inside(pick, folder)
     if found:
-        names = ", ".join(str(p.relative_to(folder)) for p in found[:5])
+        names = ", ".join(_shown(p, folder) for p in found[:5])
         return None, f"No .ipynb notebook was submitted (found: {names})."
     return None, "Nothing was submitted (the folder is empty)."
 
 
+def _inside(path: Path, folder: Path) -> tuple[Path | None, str | None]:
+    """``path`` if it is a regular file inside ``folder`` reached without any link, else a problem."""
+    if path.is_symlink():
+        return None, _link_problem("file", path, folder)
+    try:
+        real = path.resolve(strict=True)
+        root = folder.resolve(strict=True)
+    except OSError:
+        return None, f"The submitted file {_shown(path, folder)} cannot be read."
+    if not real.is_relative_to(root) or real.relative_to(root) != path.relative_to(folder):
+        return None, _link_problem("file", path, folder)
+    if not path.is_file():
+        return None, f"The submitted {_shown(path, folder)} is not a regular file."
+    return path, None
+
+
 def _student_entry(student: str, folder: Path, release_name: str | None, layout: str) -> Handin:
+    if folder.is_symlink() or (folder.parent.is_symlink() and layout == "nbgrader"):
+        link = folder if folder.is_symlink() else folder.parent
+        return Handin(safe_id(student), None, layout, _link_problem("folder", link, link.parent.parent))
     notebook, problem = _pick_notebook(folder, release_name)
-    stamp = folder / "timestamp.txt"
-    timestamp = stamp.read_text(encoding="utf-8", errors="replace").strip() if stamp.is_file() else None
-    return Handin(safe_id(student), notebook, layout, problem, timestamp or None)
+    return Handin(safe_id(student), notebook, layout, problem, _read_stamp(folder / "timestamp.txt"))
 
 
 def _gradescope_id(folder: Path) -> str:
     meta = folder.parent / "submission_metadata.json"
     try:
+        if meta.stat().st_size > 1 << 20:
+            return "submission"
         users = json.loads(meta.read_text(encoding="utf-8")).get("users") or []
         user = users[0]
         raw = user.get("email") or user.get("sid") or user.get("id")
@@ -122,7 +208,7 @@ def _from_folder(folder: Path, lab: str, release_name: str | None, found: Discov
             if (d / lab).is_dir():
                 found.submissions.append(_student_entry(d.name, d / lab, release_name, "nbgrader"))
             else:
-                found.skipped.append(f"{d}: no '{lab}' folder (this student did not submit the lab)")
+                found.skipped.append(f"{_shown(d)}: no '{lab}' folder (this student did not submit the lab)")
         return
     if (folder / lab).is_dir():  # submitted/<student>/
         found.submissions.append(_student_entry(folder.name, folder / lab, release_name, "nbgrader"))
@@ -136,11 +222,12 @@ def _from_folder(folder: Path, lab: str, release_name: str | None, found: Discov
     files = _files(folder)
     for p in files:
         if p.suffix == ".ipynb":
-            found.submissions.append(Handin(safe_id(p.stem), p, "folder"))
+            problem = _link_problem("notebook", p, folder) if p.is_symlink() else None
+            found.submissions.append(Handin(safe_id(p.stem), None if problem else p, "folder", problem))
         else:
-            found.skipped.append(f"{p}: not a .ipynb file")
+            found.skipped.append(f"{_shown(p)}: not a .ipynb file")
     for d in students:
-        found.skipped.append(f"{d}: a sub-folder (pass it explicitly to grade what is inside)")
+        found.skipped.append(f"{_shown(d)}: a sub-folder (pass it explicitly to grade what is inside)")
     if not any(p.suffix == ".ipynb" for p in files):
         raise DiscoveryError(
             f"{folder} contains no .ipynb notebook and is not an nbgrader submitted/<student>/{lab}/ "
@@ -159,9 +246,13 @@ def discover(paths: list[Path | str], lab: str, release_name: str | None = None)
     found = Discovery()
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            raise DiscoveryError(f"submission path {str(raw)!r} does not exist (check the spelling, "
-                                 "or quote paths with spaces)")
+        if not path.exists() and not path.is_symlink():
+            raise DiscoveryError(f"submission path {text.one_line(repr(str(raw)), 300)} does not exist (check "
+                                 "the spelling, or quote paths with spaces)")
+        if path.is_symlink() and not path.is_dir():   # a notebook given as a link: not followed
+            absolute = Path(os.path.abspath(path))
+            found.submissions.append(Handin(safe_id(path.stem), None, "file", _link_problem("notebook", absolute)))
+            continue
         path = path.resolve()
         if path.is_dir():
             _from_folder(path, lab, release_name, found)
@@ -173,7 +264,7 @@ def discover(paths: list[Path | str], lab: str, release_name: str | None = None)
         if prev is None:
             unique[sub.student] = sub
         elif (prev.notebook, prev.problem) != (sub.notebook, sub.problem) or prev.notebook is None:
-            where = [str(s.notebook or "(folder with no notebook)") for s in (prev, sub)]
+            where = [_shown(s.notebook) if s.notebook else "(a submission with no usable notebook)" for s in (prev, sub)]
             raise DiscoveryError(
                 f"two submissions have the student id {sub.student!r}: {where[0]} and {where[1]}. "
                 "Rename one of the files (the id is the file's stem, or the student folder's name "

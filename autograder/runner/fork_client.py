@@ -25,7 +25,8 @@ class ForkServer:
     """A running fork server and what it has said so far (pids and exit codes by request id)."""
 
     PRELOAD = ("torch", "pytest", "nbformat", "autograder.runner.grade", "autograder.runner.grade_one",
-               "_pytest.python", "_pytest.terminal", "_pytest.runner", "_pytest.fixtures", "_pytest.capture")
+               "_pytest.python", "_pytest.terminal", "_pytest.runner", "_pytest.fixtures", "_pytest.capture",
+               "IPython.core.inputtransformer2")
 
     def __init__(self, work: Path, module: str = "autograder.runner.grade_one", preload: tuple = PRELOAD):
         self.log_path = work / "fork-server.log"

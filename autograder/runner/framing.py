@@ -1,18 +1,15 @@
 """The one framing of the pipe between the grader and its worker, used by both sides.
 
-A frame is an 8-byte big-endian length followed by the payload. The payload's first byte
-says how the rest is encoded: ``J`` UTF-8 JSON, ``T`` a ``torch.save`` archive. A reader
-decodes a ``T`` payload only with ``torch.load(..., weights_only=True)``: nothing that
-crosses the pipe is ever unpickled otherwise.
+A frame is an 8-byte big-endian length followed by the payload; payloads are
+``codec.py``'s (JSON and raw tensor bytes: nothing that crosses the pipe is ever unpickled).
+A reader refuses a frame that announces more bytes than it accepts before reading it.
 
 Standard library only: the grader copies this file beside ``worker.py`` into the worker's
 temporary folder (the worker cannot import ``autograder``). The functions the protocol
 relies on are bound when this module is imported, before any submission code runs, so a
-submission that replaces ``os.write`` or ``json.dumps`` cannot derail the protocol.
+submission that replaces ``os.write`` or ``select.select`` cannot derail the protocol.
 Both ends may be blocking or non-blocking file descriptors.
 """
-import io
-import json
 import os
 import select
 import struct
@@ -20,11 +17,9 @@ import time
 
 HEADER = struct.Struct(">Q")
 MAX_FRAME = 512 * 1024 * 1024
-JSON, TORCH = b"J", b"T"
 _CHUNK = 1 << 20
 
 _os_read, _os_write, _select, _monotonic = os.read, os.write, select.select, time.monotonic
-_json_dumps, _json_loads, _BytesIO = json.dumps, json.loads, io.BytesIO
 
 
 class FrameTimeout(Exception):
@@ -88,28 +83,3 @@ def _wait(fd: int, deadline: float | None, write: bool) -> None:
         r, w, _ = _select([] if write else [fd], [fd] if write else [], [], timeout)
         if r or w:
             return
-
-
-# ----------------------------------------------------------------------- payloads
-def json_payload(obj) -> bytes:
-    """A ``J`` payload: ``obj`` as UTF-8 JSON."""
-    return JSON + _json_dumps(obj).encode("utf-8")
-
-
-def torch_payload(obj, save) -> bytes:
-    """A ``T`` payload; ``save`` is ``torch.save`` (bound by the caller before any untrusted code ran)."""
-    buf = _BytesIO()
-    buf.write(TORCH)
-    save(obj, buf)
-    return buf.getvalue()
-
-
-def load_payload(payload: bytes, load, map_location=None):
-    """Decode a payload; ``load`` is ``torch.load``, called only with ``weights_only=True``
-    (``map_location``: where its tensors go, None for where they were saved from)."""
-    kind, body = payload[:1], payload[1:]
-    if kind == JSON:
-        return _json_loads(body.decode("utf-8"))
-    if kind == TORCH:
-        return load(_BytesIO(body), weights_only=True, map_location=map_location)
-    raise ValueError(f"unknown payload kind {kind!r}")

@@ -8,6 +8,12 @@
    pytest's own output goes to the log, never into feedback.
 4. Stop the worker. Bad submissions never raise; an internal problem gives a result whose
    ``error`` starts with "internal grader error".
+5. Finish the result: every text capped and cleaned (``SubmissionResult.capped``) and every
+   line that quotes the grader's own code removed (``redact``).
+
+The whole submission has one wall-time budget, ``limits.total_timeout_s``: the cells, every
+test and every restart of the worker together. Past it nothing more runs in the worker,
+the tests that had not run fail with that reason, and the result is final (a rerun keeps it).
 
 pytest keeps module state between runs, so callers that grade many notebooks should call
 this once per fresh process: ``python -m autograder.runner.grade_one`` does exactly that.
@@ -24,14 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from . import sandbox
+from . import redact, sandbox
 from .errors import LabError, NotebookError
 from .lab import Lab
 from .notebook import prepare
 from .plugin import GraderPlugin
 from .results import INTERNAL_PREFIX, SubmissionResult
 from .submission import Submission
-from .worker_client import WorkerHandle
+from .worker_client import WorkerHandle, out_of_time_message
 
 MAX_ISSUES = 20
 
@@ -66,7 +72,7 @@ def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | P
             result.notebook_issues.extend(prepared.issues)
         cuda = cuda_available()
         if prepared is not None:
-            handle = WorkerHandle(lab, prepared.cells, cuda=cuda)
+            handle = WorkerHandle(lab, prepared.cells, cuda=cuda, deadline=start + lab.limits.total_timeout_s)
             handle.start()   # the cells run while pytest collects the hidden tests
         submission = Submission(handle, lab, broken=broken)
         plugin = GraderPlugin(submission, cuda=cuda)
@@ -82,6 +88,8 @@ def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | P
             logbuf.write(f"worker start failure: {handle.startup_failure}\n")
         if handle is not None:
             result.isolation = handle.isolation
+            if handle.out_of_time:
+                result.notebook_issues.insert(0, out_of_time_message(lab))
             result.notebook_issues.extend(_setup_issues(handle))
             logbuf.write("".join(f"worker warning: {w}\n" for w in handle.report.warnings))
             cells = sum(c.seconds for c in handle.report.cells)
@@ -97,11 +105,37 @@ def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | P
         if handle is not None:
             handle.close()
         result.execution_time = time.monotonic() - start
+        result = finish(result, lab, logbuf)
         if log is not None:
             try:
-                Path(log).write_text(logbuf.getvalue(), encoding="utf-8")
+                Path(log).write_text(logbuf.getvalue(), encoding="utf-8", errors="replace")
             except OSError:
                 pass
+    return result
+
+
+def finish(result: SubmissionResult, lab: Lab, log: io.StringIO) -> SubmissionResult:
+    """``result`` with its text capped and cleaned and no line of the grader's code in it."""
+    result = result.capped()
+    try:
+        redactor = redact.Redactor(redact.grader_files(lab))
+    except Exception:   # never lose a result over this: log it, keep the capped text
+        log.write("redaction failed:\n" + traceback.format_exc())
+        return result
+    removed = 0
+    for t in result.tests:
+        clean = redactor.redact(t.message)
+        removed += clean != t.message
+        t.message = clean
+    issues = [redactor.redact(i) for i in result.notebook_issues]
+    removed += issues != result.notebook_issues
+    result.notebook_issues = issues
+    if result.error:
+        clean = redactor.redact(result.error)
+        removed += clean != result.error
+        result.error = clean
+    if removed:
+        log.write(f"redacted lines that quoted the grader's code from {removed} text(s)\n")
     return result
 
 

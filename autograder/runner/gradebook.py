@@ -6,7 +6,9 @@ Mapping (so that ``nbgrader export`` and formgrader's gradebook views work):
 - one grade cell per hidden test (name = the test's name, ``max_score`` = its points,
   type ``code``), so formgrader shows the per-test breakdown;
 - one student and one submission per result (the nbgrader ``timestamp.txt`` when the
-  submission came from an nbgrader tree);
+  submission came from an nbgrader tree; one that nbgrader cannot parse is left out and
+  reported, never a reason to stop: each student is written on its own, and a student that
+  cannot be written is rolled back, reported in ``problems`` and the others still go in);
 - each grade's ``auto_score`` = the test's score. A test that was not run (a ``gpu`` test
   on a CPU runner) gets ``auto_score = None`` and ``needs_manual_grade = True``: it counts
   0 for now and formgrader flags it. A submission whose grader died is flagged the same way.
@@ -92,15 +94,21 @@ def write_gradebook(
     complete: dict[str, bool] | None = None,
     timestamps: dict[str, str | None] | None = None,
     course_id: str | None = None,
+    problems: list[str] | None = None,
 ) -> int:
     """Create/update ``lab`` in the gradebook at ``url`` and store every result's scores.
 
     ``notebook`` is the nbgrader notebook name (release notebook stem). ``complete[s]`` is
     False for a student whose grader died (flagged for manual grading). Returns the number
     of submissions written. Idempotent: writing the same results again changes nothing.
+    ``problems`` (a list) receives one line per student that was written without its
+    timestamp, or not at all.
     """
     from nbgrader.api import Grade as GradeRow  # imported here: it takes seconds
     from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.utils import parse_utc
+
+    problems = problems if problems is not None else []
 
     results = sorted(results, key=lambda r: r.student)
     complete = complete or {}
@@ -134,26 +142,45 @@ def write_gradebook(
                     if cid not in have:
                         gb.db.add(GradeRow(cell_id=cid, notebook=nb))
             gb.db.commit()
+            written = 0
             for r in results:
-                gb.update_or_create_student(r.student)
-                stamp = timestamps.get(r.student)
-                gb.update_or_create_submission(lab, r.student, **({"timestamp": stamp} if stamp else {}))
-                by_name = {t.name: t for t in r.tests}
-                died = not complete.get(r.student, True)
-                for name in cell_ids:
-                    try:
-                        grade = gb.find_grade(name, notebook, lab, r.student)
-                    except MissingEntry:
-                        continue
-                    t = by_name.get(name)
-                    if t is None or t.status == "not_run":
-                        grade.auto_score = None if (t is not None or died) else 0.0
-                    else:
-                        grade.auto_score = float(t.score)
-                    grade.needs_manual_grade = grade.auto_score is None or grade.manual_score is not None
-                gb.db.commit()
+                try:
+                    _write_student(gb, r, lab, notebook, cell_ids, timestamps.get(r.student),
+                                   not complete.get(r.student, True), parse_utc, MissingEntry, problems)
+                    written += 1
+                except Exception as e:   # this student only: undo its half-written rows, go on
+                    gb.db.rollback()
+                    problems.append(f"{r.student}: not written ({type(e).__name__}: {str(e)[:200]})")
     except GradebookError:
         raise
     except Exception as e:
         raise GradebookError(f"writing to gradebook {url} failed: {type(e).__name__}: {e}") from e
-    return len(results)
+    return written
+
+
+def _write_student(gb, r: SubmissionResult, lab: str, notebook: str, cell_ids: dict, stamp: str | None,
+                   died: bool, parse_utc, MissingEntry, problems: list[str]) -> None:
+    """One student's submission and grades, committed together."""
+    kwargs = {}
+    if stamp:
+        try:
+            parse_utc(stamp)
+            kwargs["timestamp"] = stamp
+        except Exception:
+            problems.append(f"{r.student}: timestamp.txt {stamp[:60]!r} is not a date nbgrader can read; "
+                            "the submission was written without it")
+    gb.update_or_create_student(r.student)
+    gb.update_or_create_submission(lab, r.student, **kwargs)
+    by_name = {t.name: t for t in r.tests}
+    for name in cell_ids:
+        try:
+            grade = gb.find_grade(name, notebook, lab, r.student)
+        except MissingEntry:
+            continue
+        t = by_name.get(name)
+        if t is None or t.status == "not_run":
+            grade.auto_score = None if (t is not None or died) else 0.0
+        else:
+            grade.auto_score = float(t.score)
+        grade.needs_manual_grade = grade.auto_score is None or grade.manual_score is not None
+    gb.db.commit()

@@ -294,8 +294,11 @@ def _limits(cfg: dict, applied: _Applied) -> None:
     if cfg.get("userns") or os.geteuid() != 0:
         nproc += int(cfg.get("user_tasks", 0))  # the count is shared with the grader's user
     setr(resource.RLIMIT_NPROC, nproc, nproc, f"processes {int(lim.get('max_processes', 128))}")
-    fsize = int(lim.get("max_output_kb", 256)) << 10
-    setr(resource.RLIMIT_FSIZE, fsize, fsize, f"file size {fsize >> 10} KiB")
+    # Files are bounded by the private tmpfs (full isolation) and by this per-file limit (the
+    # only bound in weak mode); the output stream is capped by the grader, not here, so that
+    # compilers and caches (torch.compile) can write their files.
+    fsize = int(lim.get("tmp_mb", 512)) << 20
+    setr(resource.RLIMIT_FSIZE, fsize, fsize, f"file size {fsize >> 20} MiB")
     setr(resource.RLIMIT_CORE, 0, 0, "no core dumps")
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     applied.parts.append("rlimits (" + ", ".join(done) + ")")

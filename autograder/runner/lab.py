@@ -38,15 +38,18 @@ _BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:([A-Za-z_][\w.]*|\*)$")
 class Limits:
     """Resource limits for one submission's worker process (all optional in lab.toml)."""
 
-    setup_timeout_s: float = 120.0   # wall time to execute the notebook's cells
+    setup_timeout_s: float = 120.0   # wall time for one cell while the notebook runs
     call_timeout_s: float = 30.0     # wall time for one call into the submission
     test_timeout_s: float = 120.0    # wall time for one hidden test, all its calls together
+    total_timeout_s: float = 900.0   # wall time for the whole submission: cells, every test, restarts
     memory_mb: int = 6144            # address space (RLIMIT_AS); torch alone maps ~3.3 GiB
     cpu_s: int = 300                 # CPU seconds for the worker's whole life (RLIMIT_CPU)
-    max_output_kb: int = 256         # size cap of the worker's output and of each file it writes
+    max_output_kb: int = 256         # what the submission may print (the stream, not its files)
     max_processes: int = 128         # processes and threads (RLIMIT_NPROC)
-    tmp_mb: int = 512                # size of the worker's private /tmp (full isolation only)
+    tmp_mb: int = 512                # the worker's private /tmp (a tmpfs), and the largest file it may write
     threads: int = 1                 # OMP/MKL/torch threads in the worker
+    max_notebook_mb: float = 64.0    # a larger notebook file is refused before it is read
+    max_reply_mb: int = 512          # tensors in one reply from the worker
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> Limits:

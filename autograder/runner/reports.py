@@ -2,6 +2,9 @@
 
 Everything here is a pure function of ``SubmissionResult`` objects (plus the atomic
 writer), so a rerun that skips finished submissions re-renders byte-identical files.
+Text that a submission can influence is escaped for each format (``text``): fenced or
+escaped in Markdown, plain text in ``results.json``, formula-proof cells in the CSV, one
+line without escape sequences on the terminal.
 
 - ``gradescope_json(result)``: Gradescope's ``results.json`` text.
 - ``feedback_markdown(result)``: the student's feedback page.
@@ -16,11 +19,11 @@ import csv
 import io
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from autograder.runner import text
 from autograder.runner.results import SubmissionResult, TestOutcome
 
 GPU_NOTE = "needs a CUDA GPU; not run on this runner"
@@ -61,17 +64,16 @@ def gradescope_json(result: SubmissionResult) -> str:
 _MARK = {"passed": "✓", "failed": "✗", "not_run": "–"}
 
 
-def _fenced(text: str) -> str:
-    """A fenced block that survives backticks inside ``text``."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text.rstrip()}\n{fence}"
+def _fenced(body: str) -> str:
+    """A fenced block that survives backticks inside ``body``."""
+    return text.md_block(body)
 
 
 def _test_line(t: TestOutcome) -> str:
+    name = text.one_line(t.name, text.NAME)   # hidden tests name themselves: trusted, kept readable
     if t.status == "not_run":
-        return f"- {_MARK['not_run']} **{t.name}**: not run ({GPU_NOTE}), worth {fmt_points(t.points)} points"
-    return f"- {_MARK[t.status]} **{t.name}**: {fmt_points(t.score)} / {fmt_points(t.points)}"
+        return f"- {_MARK['not_run']} **{name}**: not run ({GPU_NOTE}), worth {fmt_points(t.points)} points"
+    return f"- {_MARK.get(t.status, '?')} **{name}**: {fmt_points(t.score)} / {fmt_points(t.points)}"
 
 
 def feedback_markdown(result: SubmissionResult) -> str:
@@ -79,7 +81,7 @@ def feedback_markdown(result: SubmissionResult) -> str:
     notebook issues, and how the notebook was isolated. No hidden test source, ever:
     only the messages the hidden tests wrote for students."""
     r = result
-    out = [f"# Feedback: {r.lab}", "", f"Student: `{r.student}`", ""]
+    out = [f"# Feedback: {text.one_line(r.lab, text.NAME)}", "", f"Student: {text.md_inline(r.student)}", ""]
     out.append(f"**Score: {fmt_points(r.score)} / {fmt_points(r.max_score)}**")
     if r.pending_points:
         out += ["", f"{fmt_points(r.pending_points)} more points come from GPU tests that were "
@@ -89,7 +91,7 @@ def feedback_markdown(result: SubmissionResult) -> str:
         out += ["", "## Problem", "", _fenced(r.error)]
     if r.notebook_issues:
         out += ["", "## Notebook issues", ""]
-        out += [f"- {issue}" for issue in r.notebook_issues]
+        out += [f"- {text.md_inline(issue)}" for issue in r.notebook_issues]
     if r.tests:
         out += ["", "## Tests", ""]
         parts: dict[str, list[TestOutcome]] = {}
@@ -99,7 +101,7 @@ def feedback_markdown(result: SubmissionResult) -> str:
             if part and len(parts) > 1:
                 got = sum(t.score for t in tests if t.status != "not_run")
                 can = sum(t.points for t in tests if t.status != "not_run")
-                out += [f"### {part} ({fmt_points(got)} / {fmt_points(can)})", ""]
+                out += [f"### {text.one_line(part, text.NAME)} ({fmt_points(got)} / {fmt_points(can)})", ""]
             for t in tests:
                 out.append(_test_line(t))
                 if t.message and t.status != "passed":
@@ -108,7 +110,7 @@ def feedback_markdown(result: SubmissionResult) -> str:
         while out and out[-1] == "":
             out.pop()
     if r.isolation:
-        out += ["", "## How your notebook was run", "", r.isolation]
+        out += ["", "## How your notebook was run", "", text.md_inline(r.isolation)]
     out += ["", f"_Graded in {r.execution_time:.1f} s._", ""]
     return "\n".join(out)
 
@@ -138,7 +140,8 @@ def grades_csv(results: Iterable[SubmissionResult]) -> str:
     full = lab_max_score(rows)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student", "score", "max_score", "pending_gpu_points", *cols, "notebook_issues", "error"])
+    w.writerow(["student", "score", "max_score", "pending_gpu_points", *(text.csv_cell(c) for c in cols),
+                "notebook_issues", "error"])
     for r in rows:
         by_name = {t.name: t for t in r.tests}
         cells = []
@@ -146,8 +149,9 @@ def grades_csv(results: Iterable[SubmissionResult]) -> str:
             t = by_name.get(c)
             cells.append("" if t is None else "not_run" if t.status == "not_run" else fmt_points(t.score))
         w.writerow([
-            r.student, fmt_points(r.score), fmt_points(r.max_score if r.tests else full),
-            fmt_points(r.pending_points), *cells, " | ".join(r.notebook_issues), r.error or "",
+            text.csv_cell(r.student), fmt_points(r.score), fmt_points(r.max_score if r.tests else full),
+            fmt_points(r.pending_points), *cells, text.csv_cell(" | ".join(r.notebook_issues)),
+            text.csv_cell(r.error or ""),
         ])
     return buf.getvalue()
 
@@ -156,11 +160,11 @@ def grades_csv(results: Iterable[SubmissionResult]) -> str:
 
 def _issues(r: SubmissionResult) -> str:
     bits = []
-    if r.error:
+    if r.error and r.error.strip():
         bits.append(r.error.strip().splitlines()[0])
     bits += r.notebook_issues
-    text = "; ".join(bits)
-    return text if len(text) <= 70 else text[:67] + "..."
+    line = text.terminal("; ".join(bits), 10**4)
+    return line if len(line) <= 70 else line[:67] + "..."
 
 
 def summary_table(results: Iterable[SubmissionResult]) -> str:
@@ -170,7 +174,7 @@ def summary_table(results: Iterable[SubmissionResult]) -> str:
     table = [("student", "score", "pending GPU", "issues")]
     for r in rows:
         table.append((
-            r.student,
+            text.terminal(r.student, 60),
             f"{fmt_points(r.score)}/{fmt_points(r.max_score if r.tests else full)}",
             fmt_points(r.pending_points) if r.pending_points else "-",
             _issues(r) or "-",

@@ -6,14 +6,18 @@ A ``SubmissionResult`` is what one graded notebook produces. It serialises to JS
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
+
+from . import text
 
 Status = Literal["passed", "failed", "not_run"]
 
 # How ``SubmissionResult.error`` starts when the grader failed, not the submission: the
 # batch keeps such a result but does not count it as finished (a rerun grades it again).
 INTERNAL_PREFIX = "internal grader error"
+MAX_ISSUES = 20            # notebook issues kept per submission
+MAX_TEXT = 100_000         # characters of messages, issues and error per submission, together
 
 
 @dataclass
@@ -65,6 +69,22 @@ class SubmissionResult:
         """Points of tests not run on this runner (for example ``gpu`` tests on a CPU)."""
         return sum(t.points for t in self.tests if t.status == "not_run")
 
+    def capped(self) -> SubmissionResult:
+        """A copy in which every piece of text is cleaned and capped (``text``): each message,
+        each notebook issue (at most ``MAX_ISSUES``), the error, the isolation sentence, and
+        all of them together at most ``MAX_TEXT`` characters. Idempotent."""
+        issues = [text.one_line(i, text.ISSUE) for i in self.notebook_issues]
+        if len(issues) > MAX_ISSUES:
+            issues = issues[: MAX_ISSUES - 1] + [f"... and {len(issues) - MAX_ISSUES + 1} more notebook issues"]
+        error = None if self.error is None else text.clean(self.error, text.MESSAGE)
+        budget = MAX_TEXT - sum(map(len, issues)) - len(error or "")
+        per_test = max(300, min(text.MESSAGE, budget // max(1, len(self.tests))))
+        tests = [replace(t, name=text.one_line(t.name, text.NAME), part=text.one_line(t.part, text.NAME),
+                         message=text.clean(t.message, per_test)) for t in self.tests]
+        return replace(self, student=text.one_line(self.student, text.NAME), lab=text.one_line(self.lab, text.NAME),
+                       tests=tests, notebook_issues=issues, error=error,
+                       isolation=text.one_line(self.isolation, 600))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
@@ -79,25 +99,29 @@ class SubmissionResult:
 
         Tests not run on this runner appear with ``max_score`` 0 and an output naming the
         points they carry, so the total stays honest and the instructor knows to regrade.
+        Every output is plain text (``output_format: text``): nothing a student wrote is
+        rendered as HTML or Markdown, and text that came from the submission is one line
+        per item, so it cannot fake a line of its own.
         """
         lines = []
         if self.error:
-            lines.append(self.error)
-        lines += [f"Notebook: {issue}" for issue in self.notebook_issues]
+            lines.append(text.one_line(self.error, text.MESSAGE))
+        lines += [f"Notebook: {text.one_line(issue, text.ISSUE)}" for issue in self.notebook_issues]
         if self.pending_points:
             lines.append(
                 f"{self.pending_points:g} points come from GPU tests that were not run on "
                 "this runner; regrade on a GPU runner to award them."
             )
         if self.isolation:
-            lines.append(f"Isolation: {self.isolation}")
+            lines.append(f"Isolation: {text.one_line(self.isolation, 600)}")
         tests = []
         for t in self.tests:
             entry = {
-                "name": t.name,
+                "name": text.one_line(t.name, text.NAME),
                 "score": t.score if t.status != "not_run" else 0.0,
                 "max_score": t.points if t.status != "not_run" else 0.0,
-                "output": t.message,
+                "output": text.clean(t.message, text.MESSAGE),
+                "output_format": "text",
                 "visibility": "visible",
             }
             if t.status != "not_run":
@@ -109,6 +133,8 @@ class SubmissionResult:
             "score": self.score,
             "execution_time": round(self.execution_time, 3),
             "output": "\n".join(lines),
+            "output_format": "text",
+            "test_output_format": "text",
             "tests": tests,
             "extra_data": {
                 "max_score_on_this_runner": self.max_score,

@@ -1,12 +1,15 @@
 """How a submission's worker process is started, and how it is isolated.
 
-The grader copies ``worker.py`` and ``jail.py`` into a fresh private temporary folder and
-starts ``python -s -B worker.py CONFIG`` with a scrubbed environment (``PATH``, ``LANG``,
-``MPLBACKEND=Agg``, ``OMP_NUM_THREADS`` and friends, ``PYTHONHASHSEED=0``; ``HOME`` and
-``TMPDIR`` point at the worker's own folder), in a new session, with stdin from
-``/dev/null`` and stdout/stderr going to a private, size-capped output file. Before any
-submission code runs, the worker isolates itself (``jail.py``). Every ``SubmissionResult``
-carries the sentence that says exactly what was applied (``isolation``).
+The grader copies ``worker.py`` and its siblings (``WORKER_FILES``) into a fresh private
+temporary folder and starts ``python -s -B worker.py CONFIG`` with a scrubbed environment
+(``PATH``, ``LANG``, ``MPLBACKEND=Agg``, ``OMP_NUM_THREADS`` and friends,
+``PYTHONHASHSEED=0``; ``HOME`` and ``TMPDIR`` point at the worker's own folder), in a new
+session, with stdin from ``/dev/null`` and stdout/stderr going into a pipe that the grader
+drains, keeping only its tail (``output_pipe.py``). The worker imports the very ``genlab``
+the grader imported (``library_paths``), whatever the layout: a checkout with an editable
+install, Gradescope's container, or the zip unpacked elsewhere for a local trial. Before
+any submission code runs, the worker isolates itself (``jail.py``). Every
+``SubmissionResult`` carries the sentence that says exactly what was applied (``isolation``).
 ``GENLAB_SANDBOX`` chooses: ``auto`` (default), ``userns`` (the unprivileged path even as
 root) or ``weak``.
 
@@ -17,7 +20,8 @@ Full isolation (Linux, as root, or as any user where unprivileged user namespace
     folder (/home, /root, /work, /var, /opt, /srv, /mnt, /run...) and the repository are
     covered by empty tmpfs mounts; only the interpreter, its standard library,
     site-packages and the genlab package are bind-mounted back, read-only. The autograder
-    package and the lab's hidden tests are covered even if they lie inside one of those.
+    package, every installed copy of it (``pip install`` of the project puts one in
+    site-packages) and the lab's hidden tests are covered even if they lie inside one of those.
     /tmp, /var/tmp and /dev/shm are private size-capped tmpfs; the working folder is
     /tmp/work. Other students' submissions and results, course files, the instructor's
     home and the hidden tests are therefore out of reach;
@@ -26,7 +30,7 @@ Full isolation (Linux, as root, or as any user where unprivileged user namespace
   * resource limits: address space (``memory_mb``; not applied when CUDA is used, since the
     CUDA driver reserves a huge address space), CPU seconds (as PID 1 the worker ignores
     SIGXCPU, so the limit acts through SIGKILL and is reported as the CPU limit), processes
-    (``RLIMIT_NPROC``), file size (the output cap), no core dumps;
+    (``RLIMIT_NPROC``), file size (``tmp_mb``, the size of the private /tmp), no core dumps;
   * unprivileged identity: as root, the worker drops to a uid of its own (``100000 + n``,
     one per concurrently running worker, so process limits are not shared) with no
     supplementary groups and ``no_new_privs``. In a user namespace it maps itself to an
@@ -58,11 +62,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import codec
 from .errors import SandboxError
 from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
+from .output_pipe import OutputPipe
 
 HERE = Path(__file__).resolve().parent
-WORKER_FILES = ("worker.py", "framing.py", "worker_blockers.py", "worker_values.py", "worker_output.py", "jail.py")
+WORKER_FILES = ("worker.py", "framing.py", "codec.py", "worker_blockers.py", "worker_values.py",
+                "worker_output.py", "worker_ipython.py", "jail.py")
 UID_BASE = 100_000
 UID_SLOTS = 50_000
 
@@ -84,9 +91,24 @@ def planned_isolation() -> str:
     return f"full (planned, {who}): netns, mountns (autograder hidden), pidns, rlimits; no worker was started"
 
 
-def hidden_paths(lab: Lab) -> list[str]:
-    """Folders that show up empty inside the sandbox: the grader and the hidden tests."""
-    return [str(p) for p in dict.fromkeys([AUTOGRADER_DIR, lab.folder]) if p.is_dir()]
+def hidden_paths(lab: Lab, exposed: list[str] | None = None) -> list[str]:
+    """Folders that show up empty inside the sandbox: the grader, the hidden tests, and any
+    installed copy of the ``autograder`` package inside a folder the worker sees."""
+    found = [AUTOGRADER_DIR, lab.folder]
+    for folder in exposed if exposed is not None else exposed_paths():
+        copy = Path(folder) / "autograder"
+        if copy.is_dir() and not copy.is_symlink():
+            found.append(copy)
+    return [str(p) for p in dict.fromkeys(found) if p.is_dir()]
+
+
+def library_paths() -> list[str]:
+    """The folder that holds the ``genlab`` package the grader imported: the worker puts it
+    first on its ``sys.path`` so that it imports the same library in every layout."""
+    spec = importlib.util.find_spec("genlab")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return list(dict.fromkeys(os.path.dirname(os.path.realpath(p)) for p in spec.submodule_search_locations))
 
 
 def covered_paths() -> list[str]:
@@ -144,21 +166,13 @@ class WorkerProcess:
     req_w: int
     resp_r: int
     folder: Path
-    output: Path
+    output: OutputPipe
     uid_lock: int | None = None
     started: float = field(default_factory=time.monotonic)
 
     def output_tail(self, max_lines: int = 15, max_chars: int = 1500) -> str:
-        """The last lines the submission printed (its own output only), capped."""
-        try:
-            with open(self.output, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                fh.seek(max(0, size - 16384))
-                data = fh.read()
-        except OSError:
-            return ""
-        text = data.decode("utf-8", "replace")
+        """The last lines the submission printed (its own output only), capped (not yet cleaned)."""
+        text = self.output.tail().decode("utf-8", "replace")
         lines = [ln for ln in text.splitlines() if ln.strip()][-max_lines:]
         tail = "\n".join(lines)
         return tail[-max_chars:]
@@ -188,6 +202,7 @@ class WorkerProcess:
             except OSError:
                 pass
         self.req_w = self.resp_r = -1
+        self.output.close()
         if self.uid_lock is not None:
             os.close(self.uid_lock)
             self.uid_lock = None
@@ -252,21 +267,23 @@ def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
     fd = os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(init, fh)
-    output = folder / "output.log"
-    out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    out_r, out_fd = os.pipe()
     uid, uid_lock = _claim_uid()
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
     limits = lab.limits
+    expose = exposed_paths()
     cfg = {
         "mode": requested_mode(),
         "fds": {"req": req_r, "resp": resp_w},
         "uid": uid,
         "init": str(init_path),
         "workdir": str(workdir),
-        "hide": hidden_paths(lab),
+        "hide": hidden_paths(lab, expose),
         "cover": covered_paths(),
-        "expose": exposed_paths(),
+        "expose": expose,
+        "library": library_paths(),
+        "codec": codec_limits(lab).as_dict(),
         "cuda": bool(cuda),
         "limits": {
             "memory_mb": limits.memory_mb,
@@ -289,7 +306,7 @@ def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
             start_new_session=True,
         )
     except OSError as exc:
-        for fd in (req_r, req_w, resp_r, resp_w, out_fd):
+        for fd in (req_r, req_w, resp_r, resp_w, out_fd, out_r):
             os.close(fd)
         if uid_lock is not None:
             os.close(uid_lock)
@@ -299,4 +316,10 @@ def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
         os.close(fd)
     os.set_blocking(req_w, False)
     os.set_blocking(resp_r, False)
-    return WorkerProcess(proc=proc, req_w=req_w, resp_r=resp_r, folder=folder, output=output, uid_lock=uid_lock)
+    return WorkerProcess(proc=proc, req_w=req_w, resp_r=resp_r, folder=folder, output=OutputPipe(out_r),
+                         uid_lock=uid_lock)
+
+
+def codec_limits(lab: Lab) -> codec.Limits:
+    """What one reply from the worker may hold (``codec.Limits``; tensors per ``max_reply_mb``)."""
+    return codec.Limits(tensor_bytes=int(lab.limits.max_reply_mb) << 20)

@@ -8,7 +8,12 @@ Layout under the output folder ``DIR`` (one folder per lab):
     DIR/<student>/grader.log     the grader's stdout/stderr, for the instructor only
     DIR/<student>/meta.json      notebook path + sha256, exit code, wall time; written last
     DIR/grades.csv               every student in DIR, rewritten after each submission
-    DIR/.lock                    held (flock) by the one batch writing DIR
+    DIR/similarity.csv           the instructor's similarity report (``similarity.py``)
+    DIR/.lock, DIR/.work/        held (flock) by the one batch writing DIR; its scratch folder
+
+The batch's own names are reserved (``RESERVED``, compared without case): a student whose
+id is one of them gets an error result, stored in ``DIR/_<id>/`` (``folder``; ``safe_id``
+never starts an id with ``_``), and the batch goes on.
 
 Every file is written atomically (write, fsync, rename). ``meta.json`` is written last
 and marks a submission finished: ``ResultStore.is_finished`` is true for a student whose
@@ -26,9 +31,27 @@ from . import reports
 from .discover import Handin
 from .results import SubmissionResult
 
+RESERVED = frozenset({"grades.csv", "similarity.csv", "summary.txt", "gradebook.db"})
+
 
 class BatchError(RuntimeError):
     """The batch cannot start (output folder in use, or it holds another lab's results)."""
+
+
+def reserved(student: str) -> bool:
+    """Whether ``student`` is a name the batch keeps for its own files."""
+    return student.lower() in RESERVED or student.startswith(("_", "."))
+
+
+def reserved_problem(student: str) -> str:
+    return (f"Your submission's name gives the student id {student!r}, which the grader keeps for its own "
+            f"files ({', '.join(sorted(RESERVED))}). Rename the notebook (to your student id, for example) "
+            "and submit again.")
+
+
+def folder_name(student: str) -> str:
+    """The folder of ``student`` under DIR: the id itself, or ``_<id>`` for a reserved id."""
+    return "_" + student if reserved(student) else student
 
 
 def fingerprint(handin: Handin) -> str:
@@ -60,11 +83,18 @@ class ResultStore:
                 raise BatchError(
                     f"{self.dir} already holds results for lab {r.lab!r} ({path.parent.name}); "
                     f"grade {lab!r} into another folder, e.g. --out {self.dir.parent / lab}")
-            self.results[path.parent.name] = r
+            if folder_name(r.student) != path.parent.name:
+                self.warnings.append(f"{path}: holds student {r.student!r}, not {path.parent.name!r}; ignored")
+                continue
+            self.results[r.student] = r
+
+    def folder(self, student: str) -> Path:
+        """Where ``student``'s files live (``folder_name``)."""
+        return self.dir / folder_name(student)
 
     def meta(self, student: str) -> dict | None:
         try:
-            return json.loads((self.dir / student / "meta.json").read_text(encoding="utf-8"))
+            return json.loads((self.folder(student) / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
@@ -75,12 +105,12 @@ class ResultStore:
 
     def render(self, result: SubmissionResult) -> None:
         """(Re)write the files derived from a result: results.json and feedback.md."""
-        d = self.dir / result.student
+        d = self.folder(result.student)
         reports.write_atomic(d / "results.json", reports.gradescope_json(result))
         reports.write_atomic(d / "feedback.md", reports.feedback_markdown(result))
 
     def save(self, result: SubmissionResult, meta: dict, log: str | None) -> None:
-        d = self.dir / result.student
+        d = self.folder(result.student)
         if log is not None:
             reports.write_atomic(d / "grader.log", log)
         self.render(result)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from . import sandbox, wire
+from . import sandbox, text, wire
 from .errors import (
     GraderError,
     NotDefined,
@@ -24,7 +24,7 @@ from .errors import (
     reference_message,
 )
 from .lab import Lab
-from .worker_client import SetupReport, WorkerHandle
+from .worker_client import SetupReport, WorkerHandle, out_of_time_message
 
 
 # --------------------------------------------------------------------------- Remote
@@ -37,8 +37,8 @@ class Remote:
         self._sub = sub
         self._id = info.get(wire.REMOTE_KEY)
         self._gen = sub._handle.generation if sub._handle else 0
-        self._type = str(info.get("type", "object"))
-        self._repr = str(info.get("repr", ""))[:300]
+        self._type = text.one_line(info.get("type", "object"), text.NAME)
+        self._repr = text.one_line(info.get("repr", ""), 300)
         self._origin = origin          # what produced it, e.g. "MultiHeadAttention(...)"
         self._name = name              # the notebook's global name, if it came from get()
         self._callable = bool(info.get("callable", True))
@@ -220,6 +220,9 @@ class Submission:
         handle = self._handle
         if handle is None:
             raise SubmissionCrashed("no notebook to grade")
+        if handle.out_of_time:
+            self.incidents.append(out_of_time_message(self._lab))
+            raise SubmissionTimeout(out_of_time_message(self._lab))
         if not (handle.ready and handle.alive):
             if handle.generation > 0:
                 if self._restarts_left <= 0:
@@ -267,36 +270,38 @@ class Submission:
                 return Remote(self, info, origin=what, name=name)
             return wire.decode(reply.get("value"), make_remote)
         category = reply.get("category")
-        error = reply.get("error") or {}
-        etype = str(error.get("type", "Exception"))
-        message = str(error.get("message", ""))
-        where = [str(w) for w in error.get("where", [])]
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        etype = text.one_line(error.get("type", "Exception"), text.NAME)
+        message = text.clean(error.get("message", ""), 1500)
+        where = error.get("where") if isinstance(error.get("where"), list) else []
+        where = [text.one_line(w, 300) for w in where[-6:]]
         if category == "not_defined":
-            raise NotDefined(self._not_defined_message(message))
+            raise NotDefined(self._not_defined_message(text.one_line(message, text.NAME)))
         if category == "reference":
-            refs = [str(r) for r in reply.get("references", [])] or [message]
-            text = " ".join(reference_message(r) for r in refs)
-            self.incidents.append(text)
-            raise ReferenceUsed(text)
+            refs = reply.get("references") if isinstance(reply.get("references"), list) else []
+            refs = [text.one_line(r, text.NAME) for r in refs[:5]] or [text.one_line(message, text.NAME)]
+            words = " ".join(reference_message(r) for r in refs)
+            self.incidents.append(words)
+            raise ReferenceUsed(words)
         if category == "transfer":
             raise NotTransferable(f"{what} {message}" if not message.startswith(what) else message)
-        text = f"{what} raised {etype}" + (f": {message}" if message else "")
+        words = f"{what} raised {etype}" + (f": {message}" if message else "")
         if where:
-            text += "\n" + "\n".join(f"  at {w}" for w in where)
+            words += "\n" + "\n".join(f"  at {w}" for w in where)
         if category == "internal":
-            text = f"{what} failed in the worker: {etype}: {message}"
-        raise SubmissionError(text, exc_type=etype)
+            words = f"{what} failed in the worker: {etype}: {message}"
+        raise SubmissionError(words, exc_type=etype)
 
     def _not_defined_message(self, name: str) -> str:
-        text = (
+        words = (
             f"Your notebook does not define `{name}`. Define it with exactly this name, "
             "in the cell the instructions give, and make sure that cell runs without errors."
         )
         raised = self.setup_report.raised
         if raised:
             first = raised[0]
-            text += f" While the notebook ran, {len(raised)} cell(s) raised errors, e.g. {first.label}: {first.error}"
-        return text
+            words += f" While the notebook ran, {len(raised)} cell(s) raised errors, e.g. {first.label}: {first.error}"
+        return words
 
 
 def _describe_plain(value) -> str:

@@ -1,13 +1,14 @@
 """The grader's side of the values that cross the pipe to the worker.
 
-Frames are ``framing.py``'s (one framing, shared with the worker). Here: the payloads the
-grader writes (``dump_torch``) and reads (``load``: JSON, or ``torch.load(...,
-weights_only=True)``; nothing from the worker is unpickled otherwise), and the values.
+Frames are ``framing.py``'s and payloads ``codec.py``'s (one of each, shared with the
+worker): JSON for structure and raw bytes for tensors, never pickle. Here: the payloads the
+grader writes (``dumps``) and reads (``load``, under ``codec.Limits`` that the grader
+enforces: header bytes, items, depth, string lengths, tensor bytes), and the values.
 
 Values that cross are nested dict/list/tuple/set of ``None``, ``bool``, ``int``, ``float``,
-``complex``, ``str``, ``bytes``, ``torch.dtype``, ``torch.Size`` and plain ``torch.Tensor``.
-A worker object that cannot cross (a module, a function, an object of a student class)
-stays in the worker's handle table and crosses as
+``complex``, ``str``, ``bytes``, ``torch.dtype``, ``torch.device``, ``torch.Size`` and plain
+``torch.Tensor``. A worker object that cannot cross (a module, a function, an object of a
+student class) stays in the worker's handle table and crosses as
 ``{"__remote__": id, "type": "...", "repr": "..."}`` (``worker_values.py`` writes it);
 ``decode`` turns that into whatever ``make_remote`` returns (the ``Remote`` of
 ``submission.py``).
@@ -16,18 +17,28 @@ from __future__ import annotations
 
 import torch
 
-from . import framing
+from . import codec
 from .worker_values import REMOTE_KEY
 
-
-def dump_torch(obj) -> bytes:
-    """A request payload for the worker (``T``: a ``torch.save`` archive)."""
-    return framing.torch_payload(obj, torch.save)
+codec.bind(torch)
+LIMITS = codec.DEFAULT
 
 
-def load(payload: bytes):
-    """Decode a payload from the worker: JSON, or torch with ``weights_only=True``, on the CPU."""
-    return framing.load_payload(payload, torch.load, map_location="cpu")
+def max_frame(limits: codec.Limits = LIMITS) -> int:
+    """The largest frame the grader reads from the worker."""
+    return 1 + 8 + limits.header_bytes + limits.tensor_bytes
+
+
+def dumps(obj) -> bytes:
+    """A request payload for the worker (tensors keep their device)."""
+    return codec.dumps(obj, codec.Limits(header_bytes=1 << 40, items=1 << 40, tensor_bytes=1 << 40))
+
+
+def load(payload: bytes, limits: codec.Limits = LIMITS):
+    """Decode a payload from the worker under ``limits``; tensors land on the CPU.
+
+    Raises ``codec.CodecError`` for a payload that breaks the limits or the format."""
+    return codec.loads(payload, limits)
 
 
 # ------------------------------------------------------------------ value encoding

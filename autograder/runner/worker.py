@@ -10,72 +10,81 @@ virtual environment's python:
 
 1. ``jail.enter(config)``: namespaces, mounts, limits, unprivileged uid (see ``sandbox.py``).
    The init file (JSON: the code cells, the blocked references) is read before that.
-2. import torch, numpy.
+2. Put the grader's own ``genlab`` first on ``sys.path`` (``cfg["library"]``: the same
+   library in every layout), import torch, numpy.
 3. Install the reference blockers, then execute the cells in one namespace
-   (``__name__ == "__main__"``), each compiled as ``<cell N>``. IPython magics and shell lines
-   are commented out. Every exception, ``SystemExit``/``KeyboardInterrupt`` included, is
-   recorded and execution goes on. A ``progress`` frame precedes each cell.
+   (``__name__ == "__main__"``), each compiled as ``<cell N>``. The grader already turned
+   IPython syntax into Python with IPython's own transformer; ``get_ipython()`` here
+   answers the magics (``worker_ipython.py``), and top-level ``await`` works as in Jupyter.
+   Every exception, ``SystemExit``/``KeyboardInterrupt`` included, is recorded and
+   execution goes on. A ``progress`` frame precedes each cell.
 4. Send ``ready`` and serve requests: get, call, method, getattr, probe, release.
 
-Protocol: the frames of ``framing.py`` (an 8-byte big-endian length, then a payload whose
-first byte says ``J`` (JSON) or ``T`` (``torch.save``)). Replies carry only plain data and
-tensors; other objects stay here in a handle table and cross as
-``{"__remote__": id, "type", "repr"}``.
+Protocol: the frames of ``framing.py``, the payloads of ``codec.py`` (JSON and raw tensor
+bytes, never pickle). Replies carry only plain data and tensors; other objects stay here
+in a handle table and cross as ``{"__remote__": id, "type", "repr"}``.
 
 Limits of the design: submission code runs in this process, so it could in principle forge
 replies (or undo a blocker) through the inherited pipe or ``gc``. That only ever yields
-plain data in the grader, which loads it with ``weights_only=True`` and reaches every
-verdict itself; it cannot run code in the grader, read the hidden tests or touch results.
+plain data in the grader, which decodes it under its own limits and reaches every verdict
+itself; it cannot run code in the grader, read the hidden tests or touch results.
 """
+import ast
+import inspect
 import json
 import linecache
 import os
-import re
 import sys
 import time
 import traceback
 import types
 
 if __package__:  # imported as autograder.runner.worker (the grader's own tests)
-    from . import framing
-    from .worker_blockers import Blockers, ReferenceUsedError
+    from . import codec, framing
+    from .worker_blockers import Blockers, ReferenceUsedError, blocked_name
+    from .worker_ipython import Shell
     from .worker_output import CappedWriter
     from .worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 else:  # run as a script from the temporary folder the grader copied it to
+    import codec
     import framing
-    from worker_blockers import Blockers, ReferenceUsedError
+    from worker_blockers import Blockers, ReferenceUsedError, blocked_name
+    from worker_ipython import Shell
     from worker_output import CappedWriter
     from worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 
-_MAGIC = re.compile(r"^(\s*)((%{1,2}[A-Za-z])|(![^=\s]))")
-
 # Bound early so that a submission replacing os.write & co. cannot derail the protocol.
 _getpid, _os_exit = os.getpid, os._exit
+_dumps, _loads = codec.dumps, codec.loads
+_TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
 
 
 # -------------------------------------------------------------------------- the pipe
 class Channel:
     """The worker's end of the pipe (``framing.py``): requests in on ``req``, replies out on ``resp``."""
 
-    def __init__(self, req_fd: int, resp_fd: int):
-        self.req, self.resp = req_fd, resp_fd
+    def __init__(self, req_fd: int, resp_fd: int, limits: "codec.Limits" = codec.DEFAULT):
+        self.req, self.resp, self.limits = req_fd, resp_fd, limits
 
     def read(self):
-        """The next request; raises ``framing.FrameEOF`` when the grader is gone."""
-        return framing.load_payload(framing.read_frame(self.req), _torch_load)
+        """The next request (trusted: the grader wrote it); ``framing.FrameEOF`` when the grader is gone."""
+        return _loads(framing.read_frame(self.req), None, keep_devices=True)
 
     def send_payload(self, payload: bytes) -> None:
         framing.write_frame(self.resp, payload)
 
-    def send_json(self, obj) -> None:
-        self.send_payload(framing.json_payload(obj))
+    def encode(self, obj) -> bytes:
+        """``obj`` as a payload within the limits the grader enforces (``codec.CodecError`` if not)."""
+        return _dumps(obj, self.limits)
 
-    def encode_torch(self, obj) -> bytes:
-        return framing.torch_payload(obj, _torch_save)
+    def send(self, obj) -> None:
+        self.send_payload(self.encode(obj))
 
 
 # ----------------------------------------------------------------------- exceptions
 def describe_exception(exc: BaseException, blockers: Blockers) -> dict:
+    """Plain data about ``exc``: its type's name, its message and where in the notebook it was
+    raised (capped here for honest submissions; the grader caps and cleans it again)."""
     try:
         message = str(exc)
         if not isinstance(message, str):
@@ -84,6 +93,11 @@ def describe_exception(exc: BaseException, blockers: Blockers) -> dict:
         message = "(the exception's message could not be printed)"
     if len(message) > 1500:
         message = message[:1500] + "...(truncated)"
+    try:
+        name = type(exc).__name__
+        name = name[:200] if isinstance(name, str) else "Exception"
+    except BaseException:
+        name = "Exception"
     where = []
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         filename = frame.f_code.co_filename
@@ -96,7 +110,7 @@ def describe_exception(exc: BaseException, blockers: Blockers) -> dict:
     if isinstance(exc, SyntaxError) and exc.filename and str(exc.filename).startswith("<cell "):
         where.append(f"{str(exc.filename).strip('<>')}, line {exc.lineno}" + (f": {(exc.text or '').strip()[:200]}" if exc.text else ""))
         message = exc.msg or message
-    return {"type": type(exc).__name__, "message": message, "where": where[-6:]}
+    return {"type": name, "message": message, "where": where[-6:]}
 
 
 # --------------------------------------------------------------------------- worker
@@ -106,14 +120,16 @@ class Worker:
         self.init = init
         self.isolation = isolation
         self.main_pid = _getpid()
-        self.channel = Channel(cfg["fds"]["req"], cfg["fds"]["resp"])
+        self.limits = codec.Limits(**cfg.get("codec", {}))
+        self.channel = Channel(cfg["fds"]["req"], cfg["fds"]["resp"], self.limits)
         self.handles = Handles()
         self.blockers = Blockers(cfg.get("workdir", os.getcwd()))
-        ours = [__file__, cfg.get("jail_file", ""), framing.__file__] + [
-            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter)
+        ours = [__file__, cfg.get("jail_file", ""), framing.__file__, codec.__file__] + [
+            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter, Shell)
         ]
         self.blockers.trusted.update(p for f in ours if f for p in (f, os.path.abspath(f)))
         self.namespace = None
+        self.current_file = "<cell ?>"
         self.stdout = CappedWriter(1)
         self.stderr = CappedWriter(2)
 
@@ -139,7 +155,7 @@ class Worker:
         seed = int(init.get("seed", 0))
         cells = self._run_cells(init.get("cells", []), seed)
         self._guard()
-        self.channel.send_json({"kind": "ready", "cells": cells, "isolation": self.isolation, "warnings": warnings})
+        self.channel.send({"kind": "ready", "cells": cells, "isolation": self.isolation, "warnings": warnings})
         self.serve()
 
     def _guard(self):
@@ -151,7 +167,8 @@ class Worker:
         module = types.ModuleType("__main__")
         module.__dict__["__builtins__"] = __builtins__
         module.__dict__["display"] = _display
-        module.__dict__["get_ipython"] = _get_ipython
+        shell = Shell(module.__dict__, lambda: self.current_file)
+        module.__dict__["get_ipython"] = lambda: shell
         sys.modules["__main__"] = module
         return module.__dict__
 
@@ -166,14 +183,14 @@ class Worker:
         for cell in cells:
             index = int(cell["index"])
             filename = f"<cell {index}>"
-            source = strip_magics(cell["source"])
+            source = cell["source"]   # as the student wrote it: what error lines quote
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            self.channel.send_json({"kind": "progress", "cell": index})
+            self.current_file = filename
+            self.channel.send({"kind": "progress", "cell": index})
             start = time.monotonic()
             error = None
             try:
-                code = compile(source, filename, "exec", dont_inherit=True)
-                exec(code, self.namespace)
+                run_cell(cell.get("python", source), filename, self.namespace)
             except BaseException as exc:
                 info = describe_exception(exc, self.blockers)
                 error = info["type"] + (f": {info['message']}" if info["message"] else "")
@@ -203,14 +220,12 @@ class Worker:
             reply["seq"] = request.get("seq")
             self._guard()
             try:
-                payload = self.channel.encode_torch(reply)
-                if len(payload) > framing.MAX_FRAME:
-                    raise NotTransferable(
-                        f"returned {len(payload) >> 20} MiB; the limit is {framing.MAX_FRAME >> 20} MiB")
+                payload = self.channel.encode(reply)
             except BaseException as exc:
+                text = str(exc)[:500] if isinstance(exc, codec.CodecError) else f"could not be sent ({type(exc).__name__})"
                 fallback = {"kind": "reply", "seq": request.get("seq"), "ok": False, "category": "transfer",
-                            "error": {"type": type(exc).__name__, "message": str(exc)[:500], "where": []}}
-                payload = self.channel.encode_torch(fallback)
+                            "error": {"type": "NotTransferable", "message": "returned a value that " + text, "where": []}}
+                payload = self.channel.encode(fallback)
             try:
                 self.channel.send_payload(payload)
             except framing.FrameEOF:
@@ -226,7 +241,7 @@ class Worker:
             name = request["name"]
             if name not in self.namespace:
                 return {"ok": False, "category": "not_defined", "error": {"type": "NameError", "message": name, "where": []}}
-            return self._reply_value(self.namespace[name], strict=False)
+            return self._refuse_blocked(self.namespace[name]) or self._reply_value(self.namespace[name], strict=False)
         if op == "call":
             target = request["target"]
             if isinstance(target, str):
@@ -235,6 +250,9 @@ class Worker:
                 fn = self.namespace[target]
             else:
                 fn = self.handles.get(target)
+            refused = self._refuse_blocked(fn)
+            if refused:
+                return refused
             args, kwargs = self._args(request)
             return self._student(lambda: fn(*args, **kwargs), strict=False)
         if op == "method":
@@ -275,6 +293,15 @@ class Worker:
             return self._reference_reply(hits)
         return self._reply_value(value, strict)
 
+    def _refuse_blocked(self, obj):
+        """A name the notebook bound to a blocked reference (``from genlab.x import ref``) is the
+        reference itself: the hidden tests get the "write your own" reply, not the object."""
+        shown = blocked_name(obj)
+        if shown is None:
+            return None
+        return {"ok": False, "category": "reference", "references": [shown],
+                "error": {"type": "ReferenceUsedError", "message": shown, "where": []}}
+
     def _reference_reply(self, hits):
         used = list(dict.fromkeys(self.blockers.hits[hits:]))
         del self.blockers.hits[hits:]
@@ -283,7 +310,7 @@ class Worker:
 
     def _reply_value(self, value, strict):
         try:
-            return {"ok": True, "value": Encoder(self.handles, strict)(value)}
+            return {"ok": True, "value": Encoder(self.handles, strict, self.limits.items)(value)}
         except NotTransferable as exc:
             return {"ok": False, "category": "transfer", "error": {"type": "NotTransferable", "message": str(exc), "where": []}}
         except BaseException as exc:  # e.g. a generator of the submission raised while consumed
@@ -301,18 +328,44 @@ class Worker:
         run = module.get("run")
         if not callable(run):
             raise ValueError(f"probe {name} defines no run(namespace, **kwargs)")
-        return self._student(lambda: run(self.namespace, **kwargs), strict=True)
+        view = GuardedNamespace(self.namespace, self.blockers)
+        return self._student(lambda: run(view, **kwargs), strict=True)
+
+
+class GuardedNamespace(dict):
+    """The notebook's namespace as a probe sees it: a name bound to a blocked reference
+    (``from genlab.x import ref``) raises ``ReferenceUsedError`` when the probe looks it up,
+    so a probe, which is trusted code, never runs the reference on the student's behalf."""
+
+    def __init__(self, namespace: dict, blockers: Blockers):
+        super().__init__(namespace)
+        self._blockers = blockers
+
+    def _checked(self, name, value):
+        shown = blocked_name(value)
+        if shown is not None:
+            self._blockers.hits.append(shown)
+            raise ReferenceUsedError(f"{name} is the reference implementation {shown}; write your own implementation")
+        return value
+
+    def __getitem__(self, name):
+        return self._checked(name, super().__getitem__(name))
+
+    def get(self, name, default=None):
+        return self._checked(name, super().get(name, default))
 
 
 # ---------------------------------------------------------------- notebook helpers
-def strip_magics(source: str) -> str:
-    """Comment out IPython magics (``%x``, ``%%x``) and shell lines (``!x``)."""
-    lines = source.split("\n")
-    for i, line in enumerate(lines):
-        m = _MAGIC.match(line)
-        if m:
-            lines[i] = f"{m.group(1)}pass  # {line.strip()}"
-    return "\n".join(lines)
+def run_cell(python: str, filename: str, namespace: dict) -> None:
+    """Run one cell's Python (IPython syntax already transformed) the way a kernel does:
+    in the notebook's namespace, with top-level ``await`` allowed."""
+    code = compile(python, filename, "exec", flags=_TOP_LEVEL_AWAIT, dont_inherit=True)
+    if code.co_flags & inspect.CO_COROUTINE:
+        import asyncio
+
+        asyncio.run(eval(code, namespace))
+    else:
+        exec(code, namespace)
 
 
 def _display(*objects, **kwargs):
@@ -320,21 +373,12 @@ def _display(*objects, **kwargs):
         print(short_repr(obj, 2000))
 
 
-class _IPythonStub:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def _get_ipython():
-    return _IPythonStub()
-
-
 # ----------------------------------------------------------------------------- main
-_torch = _numpy = _torch_save = _torch_load = None
+_torch = _numpy = None
 
 
 def main():
-    global _torch, _numpy, _torch_save, _torch_load
+    global _torch, _numpy
     cfg = json.loads(sys.argv[1])
     with open(cfg["init"], encoding="utf-8") as fh:  # read before dropping privileges
         init = json.load(fh)
@@ -346,9 +390,11 @@ def main():
     sys.path[:] = [p for p in sys.path if p != here]   # the grader's folder vanishes in the jail
     cfg["jail_file"] = jail.__file__
     isolation = jail.enter(cfg)
+    sys.path[:0] = [p for p in cfg.get("library", []) if p not in sys.path]   # the grader's own genlab
     import torch
 
-    _torch, _torch_save, _torch_load = torch, torch.save, torch.load
+    _torch = torch
+    codec.bind(torch)
     try:
         import numpy
 

@@ -51,6 +51,23 @@ def _is_wrapper(obj) -> bool:
         return False
 
 
+def blocked_name(obj) -> str | None:
+    """The reference ``obj`` stands for when it is a blocker's wrapper, or a class derived
+    from one (``class Mine(genlab_class): pass`` is genlab's class under another name)."""
+    try:
+        owners = obj.__mro__ if isinstance(obj, type) else (obj,)
+    except BaseException:
+        return None
+    for owner in owners:
+        try:
+            shown = vars(owner).get(MARK)
+        except BaseException:  # no __dict__ (a builtin) or a hostile __getattribute__
+            continue
+        if isinstance(shown, str):
+            return shown
+    return None
+
+
 def lookup(ref: str):
     """``(owner, name, static, value)`` of a single ``"module:attr[.attr]"`` entry (imports it)."""
     modname, _, attrpath = ref.partition(":")

@@ -4,6 +4,11 @@
 notebook's cells, sends requests with a timeout and restarts it. A cell that kills or
 hangs the worker while the notebook runs is skipped on the next start (reported in the
 ``SetupReport``). Hidden tests never see this class: they use ``submission.Submission``.
+
+Every reply is decoded under the grader's limits (``wire.load``: bytes, items, depth,
+string lengths), and everything the worker reports (cell errors, warnings, its isolation
+sentence, its last output) is cleaned and capped (``text``). ``deadline`` is the whole
+submission's: past it no cell, call or restart runs, and ``out_of_time`` says so.
 """
 from __future__ import annotations
 
@@ -11,12 +16,13 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from . import framing, sandbox, wire
+from . import framing, sandbox, text, wire
 from .errors import SandboxError, SubmissionCrashed, SubmissionTimeout
 from .lab import Lab
 from .notebook import CodeCell
 
 MAX_SETUP_ATTEMPTS = 3
+MAX_WARNINGS = 50
 
 
 @dataclass
@@ -49,6 +55,12 @@ class _SetupFailure(Exception):
         self.cell, self.reason = cell, reason
 
 
+def out_of_time_message(lab: Lab) -> str:
+    return (f"grading stopped: your notebook used up the total time limit for one submission "
+            f"({lab.limits.total_timeout_s:g} s, all cells and tests together); the tests that had not "
+            "run yet were failed. Make the slow parts faster (smaller loops, no training in graded cells)")
+
+
 def describe_exit(returncode: int | None, lab: Lab) -> str:
     """Words for how the worker process ended."""
     if returncode is None:
@@ -63,7 +75,7 @@ def describe_exit(returncode: int | None, lab: Lab) -> str:
             signal.SIGABRT: "aborted (SIGABRT)",
             signal.SIGBUS: "crashed (SIGBUS)",
             signal.SIGFPE: "crashed (SIGFPE)",
-            signal.SIGXFSZ: f"wrote a file larger than the limit ({lim.max_output_kb} KiB)",
+            signal.SIGXFSZ: f"wrote a file larger than the limit ({lim.tmp_mb} MiB)",
         }
         try:
             name = signal.Signals(sig).name
@@ -78,10 +90,12 @@ def describe_exit(returncode: int | None, lab: Lab) -> str:
 class WorkerHandle:
     """One submission's worker process, restartable; requests go through ``request``."""
 
-    def __init__(self, lab: Lab, cells: list[CodeCell], *, cuda: bool = False):
+    def __init__(self, lab: Lab, cells: list[CodeCell], *, cuda: bool = False, deadline: float | None = None):
         self.lab = lab
         self.cells = list(cells)
         self.cuda = cuda
+        self.deadline = deadline if deadline is not None else time.monotonic() + lab.limits.total_timeout_s
+        self.out_of_time = False
         self.proc: sandbox.WorkerProcess | None = None
         self.ready = False
         self.generation = 0
@@ -99,7 +113,8 @@ class WorkerHandle:
         """Spawn a worker that starts executing the cells right away (not skipped ones)."""
         self.close()
         cells = [
-            {"index": c.index, "source": c.source, "label": c.label}
+            {"index": c.index, "source": c.source, "python": c.python if c.python is not None else c.source,
+             "label": c.label}
             for c in self.cells if c.index not in self.report.skipped
         ]
         self.proc = sandbox.spawn(self.lab, cuda=self.cuda, init={"cells": cells, "blocked": list(self.lab.blocked), "seed": 0})
@@ -114,10 +129,17 @@ class WorkerHandle:
 
     def close(self) -> None:
         if self.proc is not None:
-            self.last_output = self.proc.output_tail()
             self.proc.kill()
+            self.last_output = text.clean(self.proc.output_tail(), 1500)
             self.proc = None
         self.ready = False
+
+    def _check_time(self) -> None:
+        """Raise ``SubmissionTimeout`` once the whole submission's time is used up."""
+        if self.out_of_time or time.monotonic() >= self.deadline:
+            self.out_of_time = True
+            self.close()
+            raise SubmissionTimeout(out_of_time_message(self.lab))
 
     def _died(self) -> str:
         """Reap a dead worker; return words for how it ended (with its last output)."""
@@ -129,10 +151,10 @@ class WorkerHandle:
             except Exception:
                 code = None
         self.close()
-        text = describe_exit(code, self.lab)
+        words = describe_exit(code, self.lab)
         if self.last_output:
-            text += "\nLast output:\n" + self.last_output
-        return text
+            words += "\nLast output:\n" + self.last_output
+        return words
 
     # -- setup
     def ensure_ready(self) -> None:
@@ -143,6 +165,7 @@ class WorkerHandle:
         """
         if self.ready and self.alive:
             return
+        self._check_time()
         for _ in range(MAX_SETUP_ATTEMPTS):
             if self.proc is None or not self.alive:
                 try:
@@ -157,6 +180,7 @@ class WorkerHandle:
                 self._wait_ready()
                 return
             except _SetupFailure as failure:
+                self._check_time()
                 if failure.cell is None:  # before any cell ran: not the submission's doing
                     self.startup_failure = failure.reason
                     raise SubmissionCrashed(
@@ -174,9 +198,10 @@ class WorkerHandle:
         deadline = self.proc.started + self.lab.limits.setup_timeout_s + 30  # + interpreter start
         cell_deadline = None
         while True:
-            limit = deadline if cell_deadline is None else min(deadline, cell_deadline)
+            limit = min(self.deadline, deadline if cell_deadline is None else min(deadline, cell_deadline))
             try:
-                message = wire.load(framing.read_frame(self.proc.resp_r, limit, max_bytes=16 << 20))
+                message = wire.load(framing.read_frame(self.proc.resp_r, limit, max_bytes=16 << 20),
+                                    sandbox.codec_limits(self.lab))
             except framing.FrameTimeout:
                 cell = self.current_cell
                 self.close()
@@ -189,8 +214,8 @@ class WorkerHandle:
                 self.close()
                 raise _SetupFailure(cell, f"sent something unreadable ({type(exc).__name__})") from None
             kind = message.get("kind") if isinstance(message, dict) else None
-            if kind == "progress":
-                self.current_cell = int(message.get("cell"))
+            if kind == "progress" and isinstance(message.get("cell"), int):
+                self.current_cell = message["cell"]
                 cell_deadline = time.monotonic() + self.lab.limits.setup_timeout_s
                 if deadline < cell_deadline:
                     deadline = cell_deadline
@@ -203,13 +228,22 @@ class WorkerHandle:
 
     def _record_ready(self, message: dict) -> None:
         labels = {c.index: c.label for c in self.cells}
-        self.report.cells = [
-            CellRun(index=int(c["index"]), label=labels.get(int(c["index"]), f"cell {c['index']}"),
-                    error=c.get("error"), seconds=float(c.get("seconds", 0.0)))
-            for c in message.get("cells", [])
-        ]
-        self.report.warnings = [str(w) for w in message.get("warnings", [])]
-        self.isolation = str(message.get("isolation", self.isolation))
+        cells = message.get("cells")
+        runs = []
+        for c in cells if isinstance(cells, list) else []:
+            if not (isinstance(c, dict) and isinstance(c.get("index"), int) and c["index"] in labels):
+                continue   # only the cells the grader sent exist
+            error = c.get("error")
+            seconds = c.get("seconds")
+            runs.append(CellRun(index=c["index"], label=labels[c["index"]],
+                                error=None if error is None else text.clean(error, text.ISSUE),
+                                seconds=float(seconds) if isinstance(seconds, (int, float)) else 0.0))
+        self.report.cells = runs
+        warnings = message.get("warnings")
+        self.report.warnings = [text.one_line(w, 500) for w in (warnings if isinstance(warnings, list) else [])]
+        self.report.warnings = self.report.warnings[:MAX_WARNINGS]
+        isolation = message.get("isolation")
+        self.isolation = text.one_line(isolation, 600) if isinstance(isolation, str) else self.isolation
         self.ready_after = time.monotonic() - self.proc.started if self.proc else 0.0
         self.ready = True
         self.current_cell = None
@@ -221,17 +255,20 @@ class WorkerHandle:
         Raises ``SubmissionTimeout`` (worker killed) or ``SubmissionCrashed`` (worker died).
         """
         self.ensure_ready()
+        self._check_time()
         assert self.proc is not None
         self.seq += 1
         message = {"op": op, "seq": self.seq, "release": list(self.pending_release), **fields}
         self.pending_release.clear()
-        payload = wire.dump_torch(message)
-        deadline = time.monotonic() + timeout
+        payload = wire.dumps(message)
+        deadline = min(time.monotonic() + timeout, self.deadline)
+        limits = sandbox.codec_limits(self.lab)
         try:
             framing.write_frame(self.proc.req_w, payload, deadline)
-            reply = wire.load(framing.read_frame(self.proc.resp_r, deadline))
+            reply = wire.load(framing.read_frame(self.proc.resp_r, deadline, max_bytes=wire.max_frame(limits)), limits)
         except framing.FrameTimeout:
             self.close()
+            self._check_time()
             raise SubmissionTimeout(
                 f"{what} did not finish within {timeout:g} s (an endless loop, or far too slow?); "
                 "the worker running your notebook was stopped"
@@ -241,8 +278,8 @@ class WorkerHandle:
         except Exception as exc:
             self.close()
             raise SubmissionCrashed(
-                f"while running {what}, the worker sent a reply that could not be read ({type(exc).__name__}); "
-                "it was stopped"
+                f"while running {what}, the worker sent a reply that could not be read "
+                f"({text.one_line(exc, 200)}); it was stopped"
             ) from None
         if not isinstance(reply, dict) or reply.get("kind") != "reply" or reply.get("seq") != self.seq:
             self.close()

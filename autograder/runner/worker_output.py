@@ -12,7 +12,8 @@ class CappedWriter(io.TextIOBase):
     """``sys.stdout``/``sys.stderr`` replacement: writes to fd 1/2 until a shared byte cap.
 
     Past the cap, output is dropped silently (a print must never fail the student's code).
-    Writes straight to fd 1/2 (C code, ``os.write``) are capped by ``RLIMIT_FSIZE``.
+    Writes straight to fd 1/2 (C code, ``os.write``) go into the grader's pipe, which keeps
+    only their tail (``sandbox.OutputPipe``): the stream is capped, never the files.
     """
 
     budget = [0]

@@ -151,3 +151,27 @@ def test_star_of_a_module_without_functions_is_a_warning(package, tmp_path):
     finally:
         sys.modules.pop("refpkg.empty", None)
     assert warnings == ["could not block refpkg.empty:*: refpkg.empty has no public function or class"]
+
+
+def test_aliases_and_subclasses_of_a_reference_are_named(package, tmp_path):
+    """A name the notebook bound to a reference, or a class that only derives from one, is the
+    reference: the worker refuses it to a probe (trusted code) as well as to a hidden test."""
+    from autograder.runner.worker import GuardedNamespace
+
+    blockers = B.Blockers(str(tmp_path))
+    assert blockers.install(["refpkg.impl:ref", "refpkg.impl:Ref"]) == []
+    ns = {"refpkg": package}
+    _cell("from refpkg import ref as mine\nclass Child(refpkg.Ref):\n    pass\n"
+          "def own(x):\n    return x + 1\nclass Own:\n    pass\n", ns)
+    assert B.blocked_name(ns["mine"]) == "refpkg.impl.ref"
+    assert B.blocked_name(ns["Child"]) == "refpkg.impl.Ref"
+    assert B.blocked_name(ns["own"]) is None and B.blocked_name(ns["Own"]) is None
+    assert B.blocked_name(print) is None and B.blocked_name(3) is None
+    view = GuardedNamespace(ns, blockers)
+    assert view["own"](1) == 2 and view.get("Own") is ns["Own"] and view.get("missing") is None
+    for name in ("mine", "Child"):
+        with pytest.raises(B.ReferenceUsedError, match="write your own"):
+            view[name]
+    with pytest.raises(B.ReferenceUsedError):
+        view.get("mine")
+    assert blockers.hits == ["refpkg.impl.ref", "refpkg.impl.Ref", "refpkg.impl.ref"]

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.runner import framing, wire
+from autograder.runner import codec, framing, wire
 from autograder.runner import worker as W
 from autograder.runner import worker_values as V
 
 V.bind(torch, np)
-W._torch, W._numpy, W._torch_save, W._torch_load = torch, np, torch.save, torch.load
+codec.bind(torch)
+W._torch, W._numpy = torch, np
 
 
 def encode(value, strict=False):
@@ -20,22 +21,22 @@ def encode(value, strict=False):
 
 
 def roundtrip(value):
-    """worker encodes -> torch.save -> parent loads with weights_only=True."""
+    """worker encodes -> codec payload -> the grader decodes it under its limits."""
     channel = W.Channel(-1, -1)
-    return wire.load(channel.encode_torch(encode(value)))
+    return wire.load(channel.encode(encode(value)))
 
 
 def test_frames_cross_a_pipe_both_ways():
     """The grader writes with wire/framing, the worker's Channel reads, and back."""
     r, w = os.pipe()
-    payload = wire.dump_torch({"op": "call", "args": [torch.arange(5)], "kwargs": {"x": (1, "a")}})
+    payload = wire.dumps({"op": "call", "args": [torch.arange(5)], "kwargs": {"x": (1, "a")}})
     framing.write_frame(w, payload)
     msg = W.Channel(r, -1).read()
     assert msg["kwargs"] == {"x": (1, "a")} and torch.equal(msg["args"][0], torch.arange(5))
-    framing.write_frame(w, framing.json_payload({"kind": "ready"}))
+    framing.write_frame(w, wire.dumps({"kind": "ready"}))
     assert W.Channel(r, -1).read() == {"kind": "ready"}
-    W.Channel(-1, w).send_json({"kind": "progress", "cell": 3})
-    W.Channel(-1, w).send_payload(W.Channel(-1, -1).encode_torch({"value": torch.ones(2)}))
+    W.Channel(-1, w).send({"kind": "progress", "cell": 3})
+    W.Channel(-1, w).send_payload(W.Channel(-1, -1).encode({"value": torch.ones(2)}))
     assert wire.load(framing.read_frame(r, None)) == {"kind": "progress", "cell": 3}
     assert torch.equal(wire.load(framing.read_frame(r, None))["value"], torch.ones(2))
     os.close(w)
@@ -74,7 +75,7 @@ def test_frame_limit_and_timeout():
 
 
 def test_unknown_payload_kind_is_refused():
-    with pytest.raises(ValueError, match="unknown payload kind"):
+    with pytest.raises(codec.CodecError, match="unknown payload kind"):
         wire.load(b"Pgarbage")
 
 
@@ -100,7 +101,7 @@ def test_plain_values_cross_as_plain_types():
 
 def test_views_are_cloned_not_their_whole_storage():
     big = torch.zeros(1_000_000)
-    payload = W.Channel(-1, -1).encode_torch(encode(big[:3]))
+    payload = W.Channel(-1, -1).encode(encode(big[:3]))
     assert len(payload) < 10_000
 
 
@@ -161,16 +162,3 @@ def test_parent_side_encode_rejects_unknown_objects():
     assert wire.encode({"x": torch.ones(1, requires_grad=True)})["x"].requires_grad is False
 
 
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("%matplotlib inline\nx = 1", "pass  # %matplotlib inline\nx = 1"),
-        ("!pip install foo", "pass  # !pip install foo"),
-        ("%%time\ny = 2", "pass  # %%time\ny = 2"),
-        ("if x:\n    !ls", "if x:\n    pass  # !ls"),
-        ("a = (b\n     % c)", "a = (b\n     % c)"),
-        ("x = 1 != 2\n!= 3", "x = 1 != 2\n!= 3"),
-    ],
-)
-def test_magics_are_commented_out(source, expected):
-    assert W.strip_magics(source) == expected

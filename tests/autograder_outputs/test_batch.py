@@ -138,13 +138,17 @@ def test_an_internal_grader_error_is_kept_but_retried(tmp_path, trace):
     assert run(subs, out).graded == ["alice"]
 
 
-def test_a_grader_past_the_time_limit_is_stopped(tmp_path, trace):
+def test_a_grader_past_the_time_limit_is_stopped_and_that_is_final(tmp_path, trace):
     subs = tmp_path / "subs"
     make_nb(subs / "slow.ipynb", sleep=30)
     t0 = time.monotonic()
     outcome = run(subs, tmp_path / "out", timeout_s=0.5)
     assert time.monotonic() - t0 < 10
-    assert outcome.failed == ["slow"] and "limit of 0.5 s" in outcome.results["slow"].error
+    assert outcome.timed_out == ["slow"] and outcome.failed == []
+    assert "time limit of 0.5 s per submission" in outcome.results["slow"].error
+    n = len(read_trace(trace))
+    again = run(subs, tmp_path / "out", timeout_s=0.5)   # a verdict: not graded again on every rerun
+    assert again.skipped == ["slow"] and len(read_trace(trace)) == n
 
 
 def test_a_submission_with_nothing_to_grade_scores_zero_without_a_grader(tmp_path, trace):

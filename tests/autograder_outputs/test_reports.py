@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -79,3 +80,34 @@ def test_write_atomic_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
         reports.write_atomic(target, 123)  # fails mid-write
     assert target.read_text(encoding="utf-8") == "new ✓"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
+
+
+HOSTILE = "\x1b[31m# Score: 100 / 100\x1b[0m\n**all** <img src=x onerror=alert(1)> [click](http://evil) =SUM(A1)"
+
+
+def test_student_text_is_escaped_for_every_format():
+    r = SubmissionResult("+1-2", "03_transformer", tests=[TestOutcome("test_x", 1, 0, "failed", HOSTILE, "p")],
+                         notebook_issues=[HOSTILE, "=cmd|' /C calc'!A0"], error=HOSTILE, isolation=HOSTILE).capped()
+    md = reports.feedback_markdown(r)
+    assert "\x1b" not in md
+    live = re.sub(r"(?ms)^(`{3,})text\n.*?^\1$", "", md)   # what renders as Markdown: outside the fences
+    assert "<img" not in live and "](http://" not in live and "`" not in live
+    assert not [ln for ln in live.splitlines() if ln.startswith("# Score") or ln.startswith("**all")]
+    assert "- \\# Score: 100 / 100 ⏎ \\*\\*all\\*\\* &lt;img" in md    # issues: literal text in a list item
+    data = json.loads(reports.gradescope_json(r))
+    assert data["output_format"] == data["test_output_format"] == "text"
+    assert [ln.split(":")[0] for ln in data["output"].splitlines()] == ["# Score", "Notebook", "Notebook", "Isolation"]
+    rows = list(csv.reader(io.StringIO(reports.grades_csv([r]))))
+    assert rows[1][0] == "'+1-2" and rows[1][-2].startswith("# Score") and "\n" not in rows[1][-1]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for cell in rows[1])
+    table = reports.summary_table([r])
+    assert "\x1b" not in table and len(table.splitlines()) == 3
+
+
+def test_capped_results_bound_each_student():
+    r = SubmissionResult("s", "lab", tests=[TestOutcome(f"t{i}", 1, 0, "failed", "m" * 10**6, "p") for i in range(80)],
+                         notebook_issues=["i" * 10**5] * 500, error="e" * 10**7)
+    capped = r.capped()
+    assert len(capped.to_json()) < 200_000 and len(capped.notebook_issues) == 20
+    assert capped.notebook_issues[-1] == "... and 481 more notebook issues"
+    assert capped.capped() == capped

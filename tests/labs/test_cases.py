@@ -118,3 +118,13 @@ def test_cheat_earns_nothing(lab, cheat, graded):
     in_parts = [t for t in result.tests if t.part in cheat.parts and t.status != "not_run"]
     assert in_parts and all(t.score == 0 for t in in_parts), f"cheat {cheat.name} earned points:\n{summary(result)}"
     assert all("write your own implementation" in t.message for t in in_parts), summary(result)
+
+
+@pytest.mark.parametrize("lab", _labs())
+def test_a_labs_batch_runs_on_one_worker(lab, request):
+    """Under ``--dist loadgroup`` every test of a lab carries its group, so one worker grades the
+    batch once. pytest 9.2 broke this for pytest-xdist 3.8 (read-only node ids), which graded
+    every batch on both workers and doubled the suite's time; pyproject pins pytest < 9.2."""
+    if request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith(f"@{lab.name}"), (
+            f"{request.node.nodeid} lost its xdist group: pytest-xdist cannot group tests with this pytest")
