@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark in turn, each in its own process, and list the JSON
 each one wrote under runs/bench/.
 
-    python benchmarks/run_all.py              # all of them (about 15 minutes on 2 cores)
+    python benchmarks/run_all.py              # all of them (about 40 minutes on 2 cores)
     python benchmarks/run_all.py dates_accuracy gpt_lightning_overhead
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ("dates_accuracy", "gpt_lightning_overhead", "gpt_precision", "grading_throughput")
+BENCHMARKS = ("dates_accuracy", "gpt_lightning_overhead", "gpt_precision", "grading_throughput",
+              "rnn_lm_quality", "seq2seq_dates", "vae_digits", "gan_ring")
 
 
 def main(names: list[str]) -> int:

@@ -5,6 +5,7 @@
 - ``ParallelTextDataModule``: a user's TSV translation corpus.
 - ``DigitsDataModule``: sklearn's 8x8 digits, or MNIST on request.
 - ``RingDataModule``: a ring of 2-D Gaussians (GAN toy data).
+- ``RecallTask``: a synthetic recall-at-distance task (how far back an RNN remembers).
 - ``Vocab``, ``PairBatch``, ``collate_pairs`` and the errors ``DataError``,
   ``DataUnavailableError``, ``DataFormatError``.
 """
@@ -15,6 +16,7 @@ from genlab.data.digits import DigitsDataModule
 from genlab.data.errors import DataError, DataFormatError, DataUnavailableError
 from genlab.data.pairs import PairDataModule
 from genlab.data.parallel import ParallelTextDataModule
+from genlab.data.recall import RecallTask, recall_accuracy, train_recall
 from genlab.data.ring import RingDataModule
 from genlab.data.text import CharTextDataModule
 from genlab.data.vocab import Vocab, word_tokenize
@@ -30,9 +32,12 @@ __all__ = [
     "PairBatch",
     "PairDataModule",
     "ParallelTextDataModule",
+    "RecallTask",
     "RingDataModule",
     "Vocab",
     "collate_pairs",
     "format_date",
+    "recall_accuracy",
+    "train_recall",
     "word_tokenize",
 ]
