@@ -12,9 +12,10 @@ export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: demo test labs bench lint clean
 
-$(STAMP): pyproject.toml
+# constraints.txt: the exact versions this machine needs; pyproject.toml holds only ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,6 +7,10 @@
     skip_tags = ["training", "plotting"]             # cells not executed while grading
     blocked = ["genlab.nn.attention:scaled_dot_product_attention",  # "module:attr[.attr]"
                "genlab.nn.masks:*"]                  # every public function and class
+    title = "the Transformer"                        # optional; the stubs' message names it
+    graded = ["genlab.nn.attention:kv_cache_step",   # stubbed in the student build (see below)
+              "genlab.nn.attention:MultiHeadAttention.split_heads",
+              "genlab.checks.lab03_bugs:*"]
     [limits]                                         # all optional
     setup_timeout_s = 120
     call_timeout_s = 30
@@ -16,6 +20,13 @@ is ``03_transformer``; a lab folder or a ``lab.toml`` path works too.
 
 Probes: the shared ones in ``autograder/probes/``, and a lab's own in ``<lab>/probes/``.
 A lab probe named like a shared one is a ``LabError`` (never a silent shadow).
+
+``blocked`` is what a submission may not call while it is graded (torch operators too).
+``graded`` is what ``genlab release`` replaces by a stub in the student build of the
+library: the library's reference implementations of the lab's graded parts and the
+oracles of its checks. Entries are ``"genlab.module:function"``, ``"genlab.module:Class"``
+(every method), ``"genlab.module:Class.method"`` or ``"genlab.module:*"`` (every public
+top-level function and class). ``autograder/release/stubs.py`` says what each kind becomes.
 """
 from __future__ import annotations
 
@@ -32,6 +43,7 @@ AUTOGRADER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = AUTOGRADER_DIR.parent
 SHARED_PROBES = AUTOGRADER_DIR / "probes"
 _BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:([A-Za-z_][\w.]*|\*)$")
+_GRADED_RE = re.compile(r"^genlab(\.[A-Za-z_]\w*)*:([A-Za-z_]\w*(\.[A-Za-z_]\w*)?|\*)$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,18 @@ class Lab:
     skip_tags: tuple[str, ...] = ("training", "plotting")
     blocked: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    graded: tuple[str, ...] = ()
+    title: str = ""
+
+    @property
+    def number(self) -> str:
+        """The lab's number as written in its name: ``"03"`` for ``"03_transformer"``."""
+        return self.name.split("_", 1)[0]
+
+    @property
+    def display_title(self) -> str:
+        """``title`` from lab.toml, else the name's words: ``"transformer"``."""
+        return self.title or self.name.split("_", 1)[-1].replace("_", " ")
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Lab:
@@ -86,7 +110,7 @@ class Lab:
             data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise LabError(f"{where} is not valid TOML: {exc}") from None
-        known = {"name", "release", "skip_tags", "blocked", "limits"}
+        known = {"name", "release", "skip_tags", "blocked", "limits", "graded", "title"}
         unknown = set(data) - known
         if unknown:
             raise LabError(
@@ -110,6 +134,10 @@ class Lab:
                     f"{where}: blocked entry {ref!r} must look like 'package.module:attribute' "
                     "(or 'package.module:*' for every public function and class of the module)"
                 )
+        graded = _graded_entries(data.get("graded", []), where)
+        title = data.get("title", "")
+        if not isinstance(title, str):
+            raise LabError(f"{where}: `title` must be a string (the lab's title, e.g. \"the Transformer\"), got {title!r}")
         limits_data = data.get("limits", {})
         if not isinstance(limits_data, dict):
             raise LabError(f"{where}: [limits] must be a table")
@@ -120,6 +148,8 @@ class Lab:
             skip_tags=tuple(skip_tags),
             blocked=tuple(blocked),
             limits=Limits.from_dict(limits_data, where),
+            graded=tuple(graded),
+            title=title,
         )
         lab.probe_files()   # a probe name clash is an error now, not when a test asks for it
         return lab
@@ -210,6 +240,22 @@ def _resolve_release(release: str, lab_folder: Path) -> Path:
         return (lab_folder / release).resolve()
     path = Path(release)
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def _graded_entries(value, where: str) -> list[str]:
+    """Validate ``graded``: a list of distinct ``"genlab.module:name"`` strings."""
+    entries = _string_list(value, "graded", where)
+    for ref in entries:
+        if not _GRADED_RE.match(ref):
+            raise LabError(
+                f"{where}: graded entry {ref!r} must look like 'genlab.module:function', "
+                "'genlab.module:Class', 'genlab.module:Class.method' or 'genlab.module:*' "
+                "(only the genlab library is stubbed; torch's operators belong in `blocked`)"
+            )
+    twice = sorted({ref for ref in entries if entries.count(ref) > 1})
+    if twice:
+        raise LabError(f"{where}: graded entr{'y' if len(twice) == 1 else 'ies'} {', '.join(twice)} listed twice")
+    return entries
 
 
 def _string_list(value, key: str, where: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The ``genlab`` command line: ``fit``, ``demo``, ``grade``, ``labs``.
+"""The ``genlab`` command line: ``fit``, ``demo``, ``grade``, ``labs``, ``release``.
 
 Each subcommand imports its heavy dependencies only when it runs, so ``genlab --help``
 answers at once.
@@ -7,6 +7,10 @@ answers at once.
     genlab demo                                 # trains both models briefly, writes figures
     genlab grade 03_transformer submitted/      # hidden tests, isolated, see README
     genlab labs                                 # regenerate labs/ from solutions/
+    genlab release --wheel-url URL              # the student bundle, in dist/student/
+
+``grade`` and ``release`` are instructor commands from the repository's ``autograder``
+package; the student build of genlab has no ``autograder``, and says so when they are run.
 """
 from __future__ import annotations
 
@@ -40,6 +44,16 @@ def _labs(ns: argparse.Namespace) -> int:
     return 0
 
 
+INSTRUCTOR_COMMANDS = {"grade": "run the hidden tests", "release": "write the student bundle"}
+
+
+def _no_autograder(ns: argparse.Namespace) -> int:
+    print(f"genlab {ns.command}: this genlab has no autograder package (it is the student build). "
+          f"`genlab {ns.command}` is an instructor command: run it from the full repository "
+          "(git clone, then `make test`).", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genlab",
@@ -63,9 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: per-model demo setting)")
     demo.set_defaults(func=_demo)
 
-    from autograder.runner.cli import add_grade_parser, run_grade
-
-    add_grade_parser(sub).set_defaults(func=run_grade)
+    try:
+        from autograder.release.cli import add_release_parser, run_release
+        from autograder.runner.cli import add_grade_parser, run_grade
+    except ImportError:   # the student build: no autograder package
+        for name in INSTRUCTOR_COMMANDS:
+            missing = sub.add_parser(name, help=f"instructors only: {INSTRUCTOR_COMMANDS[name]} (needs the repository)",
+                                     add_help=False)
+            missing.add_argument("rest", nargs=argparse.REMAINDER)
+            missing.set_defaults(func=_no_autograder)
+    else:
+        add_grade_parser(sub).set_defaults(func=run_grade)
+        add_release_parser(sub).set_defaults(func=run_release)
 
     labs = sub.add_parser("labs", help="regenerate the student release labs/ from solutions/ (nbgrader)")
     labs.add_argument("lab", nargs="?", default=None, help="lab name, e.g. 03_transformer (default: all)")

@@ -6,8 +6,9 @@
 * ``beam_vs_greedy``: exact match of greedy and beam search, on all and on the hardest examples.
 * ``save_run_figures``: what ``genlab fit seq2seq`` writes after training.
 
-Hangul labels need a font that has Hangul; ``use_hangul_font()`` picks one if the machine has
-it, and ``token_label`` romanises the date suffixes (년 nyeon, 월 wol, 일 il) otherwise.
+Hangul labels use the font of ``genlab.plots.fonts`` (NanumGothic, shipped with the
+koreanize-matplotlib dependency); should it be missing, ``token_label`` romanises the date
+suffixes (년 nyeon, 월 wol, 일 il).
 """
 from __future__ import annotations
 
@@ -16,34 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from matplotlib import font_manager, rcParams
 from matplotlib.figure import Figure
 
 from genlab import plots
 from genlab.models.common import metrics_csv_path
+from genlab.plots.fonts import use_hangul_font
 
 __all__ = ["use_hangul_font", "token_label", "alignment_figure", "accuracy_vs_time", "beam_vs_greedy",
            "save_run_figures"]
 
-_HANGUL_FONTS = ("NanumGothic", "NanumBarunGothic", "Nanum", "Noto Sans CJK", "Noto Sans KR", "Malgun Gothic",
-                 "AppleGothic", "Apple SD Gothic", "UnDotum", "Baekmuk")
 _ROMAN = {"년": "nyeon", "월": "wol", "일": "il"}
-_hangul: bool | None = None
-
-
-def use_hangul_font() -> bool:
-    """Make matplotlib draw Hangul with a font that has it, if this machine has one.
-
-    Returns True when such a font is in use; then ``token_label`` keeps Hangul as it is.
-    """
-    global _hangul
-    if _hangul is None:
-        names = [f.name for f in font_manager.fontManager.ttflist]
-        found = next((n for key in _HANGUL_FONTS for n in names if key in n), None)
-        if found:
-            rcParams["font.family"] = [found, "DejaVu Sans"]
-        _hangul = found is not None
-    return _hangul
 
 
 def token_label(token: str) -> str:

@@ -1,0 +1,105 @@
+"""Copy the ``genlab`` package to a folder with the labs' graded parts stubbed.
+
+``stub_library(dest, labs, audience)``:
+
+- ``audience="student"`` (``genlab release``): every ``graded`` entry is stubbed except those
+  in ``genlab.checks.*``. The public checks (``genlab.checks.labNN``) need their oracles and
+  bug-namers (``labNN_bugs``) to say *which* bug a student's answer has, so the student build
+  keeps them. This is the boundary, stated honestly: those modules hold float64 formulas of
+  the graded parts, and a student who reads them can copy one; the hidden tests use other
+  inputs, and the grader's similarity report is what catches copied code. Removing them
+  needs checks that compare against answers recorded at release time (not done yet).
+- ``audience="worker"`` (the grader's worker, issue 16): every entry is stubbed, the checks'
+  oracles included (the worker skips the check cells).
+
+The full library in the repository is never modified.
+"""
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.runner.lab import Lab
+
+from .stubs import Part, StubError, drop_dead_private, names_used, stub_source
+
+LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "genlab"
+AUDIENCES = ("student", "worker")
+
+
+@dataclass(frozen=True)
+class StubReport:
+    """What ``stub_library`` did: ``stubbed`` ``{module: [names]}``, ``dropped`` private helpers."""
+
+    package: Path
+    stubbed: dict[str, list[str]]
+    dropped: dict[str, list[str]]
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.stubbed.values())
+
+
+def graded_parts(labs: Iterable[Lab], audience: str = "student") -> list[Part]:
+    """The ``graded`` entries of ``labs`` that ``audience`` gets as stubs."""
+    if audience not in AUDIENCES:
+        raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, got {audience!r}")
+    parts = []
+    for lab in labs:
+        for entry in lab.graded:
+            part = Part.parse(entry, lab.number, lab.display_title)
+            if audience == "student" and part.module.startswith("genlab.checks."):
+                continue
+            parts.append(part)
+    return parts
+
+
+def module_file(package: Path, module: str) -> Path:
+    """``genlab.nn.attention`` -> ``<package>/nn/attention.py`` (or ``.../__init__.py``)."""
+    rel = module.split(".")[1:]
+    candidates = [package.joinpath(*rel).with_suffix(".py"), package.joinpath(*rel, "__init__.py")]
+    for path in candidates:
+        if rel and path.is_file():
+            return path
+    raise StubError(f"graded module {module} does not exist (looked for {candidates[0]})")
+
+
+def copy_library(dest: Path, source: Path = LIBRARY) -> Path:
+    """Copy the package (sources and package data, no caches) to ``dest/genlab``."""
+    target = dest / "genlab"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+    return target
+
+
+def stub_library(dest: Path, labs: Sequence[Lab], audience: str = "student",
+                 source: Path = LIBRARY) -> StubReport:
+    """Write ``dest/genlab``: a copy of ``source`` with the graded parts of ``labs`` stubbed."""
+    package = copy_library(Path(dest), source)
+    by_module: dict[str, list[Part]] = defaultdict(list)
+    for part in graded_parts(labs, audience):
+        by_module[part.module].append(part)
+    stubbed: dict[str, list[str]] = {}
+    for module, parts in sorted(by_module.items()):
+        path = module_file(package, module)
+        new, names = stub_source(path.read_text(encoding="utf-8"), parts, filename=str(path))
+        path.write_text(new, encoding="utf-8")
+        stubbed[module] = names
+    files = sorted(package.rglob("*.py"))
+    texts = {p: p.read_text(encoding="utf-8") for p in files}
+    used = {p: names_used(t) for p, t in texts.items()}
+    dropped: dict[str, list[str]] = {}
+    for module in stubbed:
+        path = module_file(package, module)
+        elsewhere = set().union(*(u for p, u in used.items() if p != path))
+        new, gone = drop_dead_private(texts[path], elsewhere)
+        if gone:
+            path.write_text(new, encoding="utf-8")
+            texts[path], used[path] = new, names_used(new)
+            dropped[module] = gone
+    for path, text in texts.items():   # every file still parses: a broken stub fails here, not on import
+        compile(text, str(path), "exec")
+    return StubReport(package, stubbed, dropped)

@@ -1,0 +1,153 @@
+"""The stub builder on small sources, and the ``graded`` key of lab.toml."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import pytest
+
+from autograder.release.library import graded_parts, stub_library
+from autograder.release.stubs import Part, StubError, drop_dead_private, stub_source
+from autograder.runner.errors import LabError
+from autograder.runner.lab import Lab
+from genlab._graded import GradedPartError
+
+SOURCE = textwrap.dedent('''\
+    """A module."""
+    from __future__ import annotations
+
+    import functools
+
+    SECRET = 41
+
+
+    def _helper(x):
+        return x + SECRET  # the answer's core
+
+
+    @functools.lru_cache
+    def answer(x: int = 1) -> int:
+        """Return the answer."""
+        return _helper(x)
+
+
+    def kept(x):
+        return x * 2
+
+
+    class Model:
+        """A graded class."""
+        width: int
+        scale = 0.5
+
+        def forward(self, x):
+            return x * self.scale
+
+
+    class Layer:
+        def __init__(self):
+            self.w = 3
+
+        def graded(self, x):
+            return x * self.w
+
+        def fine(self):
+            return self.w
+''')
+
+
+def _run(source: str, entries: list[str]) -> dict:
+    parts = [Part.parse(f"genlab.m:{e}", "07", "the test lab") for e in entries]
+    new, _ = stub_source(source, parts)
+    new, _ = drop_dead_private(new, set())
+    namespace: dict = {}
+    exec(compile(new, "<stub>", "exec"), namespace)
+    return namespace | {"__source__": new}
+
+
+def test_function_stub_keeps_signature_and_docstring_and_raises_one_line():
+    ns = _run(SOURCE, ["answer"])
+    assert ns["answer"].__doc__ == "Return the answer."
+    with pytest.raises(GradedPartError) as err:
+        ns["answer"](3)
+    assert str(err.value) == "answer is graded in lab 07 (the test lab): write it yourself in the notebook"
+    assert isinstance(err.value, NotImplementedError)
+    assert ns["kept"](2) == 4
+    assert "return _helper(x)" not in ns["__source__"]
+
+
+def test_a_private_helper_of_a_stubbed_part_is_dropped():
+    ns = _run(SOURCE, ["answer"])
+    assert "_helper" not in ns and "the answer's core" not in ns["__source__"]
+    assert "_helper" in _run(SOURCE, ["kept"]), "a helper still in use stays"
+
+
+def test_class_stub_stubs_every_method_and_drops_class_constants():
+    ns = _run(SOURCE, ["Model"])
+    with pytest.raises(GradedPartError, match="^Model is graded in lab 07"):
+        ns["Model"]()   # a stub __init__ was added
+    assert "scale = 0.5" not in ns["__source__"] and ns["Model"].__doc__ == "A graded class."
+
+
+def test_method_stub_leaves_the_rest_of_the_class_working():
+    ns = _run(SOURCE, ["Layer.graded"])
+    layer = ns["Layer"]()
+    assert layer.fine() == 3
+    with pytest.raises(GradedPartError, match="^Layer.graded is graded"):
+        layer.graded(1)
+
+
+def test_star_stubs_every_public_function_and_class():
+    ns = _run(SOURCE, ["*"])
+    for name in ("answer", "kept"):
+        with pytest.raises(GradedPartError):
+            ns[name](1)
+    with pytest.raises(GradedPartError):
+        ns["Layer"]()
+
+
+@pytest.mark.parametrize("entry, message", [("nothing", "no top-level function or class 'nothing'"),
+                                            ("Layer.nope", "has no method 'nope'"),
+                                            ("kept.attr", "is a function")])
+def test_an_entry_that_names_nothing_is_an_error(entry, message):
+    with pytest.raises(StubError, match=message):
+        _run(SOURCE, [entry])
+
+
+def _lab_with(tmp_path, graded: str) -> Lab:
+    folder = tmp_path / "lab99_x"
+    folder.mkdir()
+    (folder / "x.ipynb").write_text("{}")
+    (folder / "lab.toml").write_text(f'name = "99_x"\nrelease = "./x.ipynb"\ngraded = {graded}\n')
+    return Lab.load(folder)
+
+
+def test_lab_toml_graded_key_is_read(tmp_path):
+    lab = _lab_with(tmp_path, '["genlab.nn.masks:causal_mask", "genlab.lm:*", "genlab.nn.rnn:LSTMCell.forward"]')
+    assert lab.graded == ("genlab.nn.masks:causal_mask", "genlab.lm:*", "genlab.nn.rnn:LSTMCell.forward")
+    assert (lab.number, lab.display_title) == ("99", "x")
+
+
+@pytest.mark.parametrize("graded, message", [
+    ('"genlab.lm:*"', "must be a list of strings"),
+    ('["torch.nn:LSTM"]', "only the genlab library is stubbed"),
+    ('["genlab.lm"]', "must look like 'genlab.module:function'"),
+    ('["genlab.lm:a.b.c"]', "must look like"),
+    ('["genlab.lm:f", "genlab.lm:f"]', "listed twice"),
+])
+def test_lab_toml_graded_key_is_validated(tmp_path, graded, message):
+    with pytest.raises(LabError, match=message):
+        _lab_with(tmp_path, graded)
+
+
+def test_every_labs_graded_entries_stub_cleanly(tmp_path):
+    """Each lab's entries name real parts (a typo fails here), for the worker build too."""
+    from autograder.release.bundle import all_labs
+
+    labs = all_labs()
+    assert labs and all(lab.graded for lab in labs), "every lab declares its graded parts"
+    report = stub_library(tmp_path, labs, audience="worker")
+    assert report.count() >= len(graded_parts(labs, "worker"))
+    student = graded_parts(labs, "student")
+    assert student and not any(p.module.startswith("genlab.checks.") for p in student)
+    shutil.rmtree(tmp_path / "genlab")
