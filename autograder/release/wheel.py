@@ -3,7 +3,7 @@
 The wheel is written directly (a zip with ``*.dist-info``, as PEP 427 describes), so a
 release needs no build backend and no network, and the same input gives the same bytes.
 Its dependencies are the repository's own ranges (``pyproject.toml``) minus the
-instructor-only ones (nbgrader and the notebook runners): a student's own torch, Colab's
+instructor-only ones (nbgrader, the notebook runners and pytest): a student's own torch, Colab's
 CUDA build for instance, satisfies ``torch>=2.4`` and is kept.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Requirements only the instructor's tools need (``genlab labs``, the grader, notebook CI).
-INSTRUCTOR_ONLY = {"nbgrader", "nbclient", "nbformat"}
+INSTRUCTOR_ONLY = {"nbgrader", "nbclient", "nbformat", "pytest"}
 LOCAL_VERSION = "student"
 _EPOCH = (2020, 1, 1, 0, 0, 0)   # fixed timestamps: reproducible wheels
 

@@ -21,7 +21,6 @@ import json
 import re
 import shutil
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -32,15 +31,25 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".ruff_cache"}
 
 
-def pinned_requirements(pyproject: Path) -> list[str]:
-    """The ``==``-pinned dependencies of pyproject.toml (torch, torchvision): setup.sh installs
-    them first and explicitly, so the image gets exactly the versions the project tests."""
-    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"].get("dependencies", [])
-    return [d.replace(" ", "") for d in deps if re.match(r"^[A-Za-z0-9_.\-\[\]]+\s*==", d)]
+def pinned_requirements(constraints: Path) -> list[str]:
+    """The ``name==version`` pins of the project's ``constraints.txt`` (torch, torchvision, ...):
+    setup.sh installs them first and explicitly, so the image gets exactly the versions the
+    project tests (pyproject.toml itself holds only ranges). No file: no pins."""
+    if not constraints.is_file():
+        return []
+    pins = []
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].replace(" ", "")
+        if re.match(r"^[A-Za-z0-9_.\-\[\]]+==[^=]+$", line):
+            pins.append(line)
+    return pins
 
 
 def setup_sh(pins: list[str]) -> str:
     pins_txt = " ".join(f'"{p}"' for p in pins)
+    install_pins = (("# The project's pinned builds (constraints.txt) first, then the bundled project and its\n"
+                     "# other dependencies.\n"
+                     f"/autograder/venv/bin/python -m pip install {pins_txt}\n") if pins else "")
     return f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image (Ubuntu).
 set -euxo pipefail
@@ -50,9 +59,7 @@ apt-get update
 apt-get install -y --no-install-recommends python3 python3-pip python3-venv
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --upgrade pip
-# The project's pinned builds first, then the bundled project and its other dependencies.
-/autograder/venv/bin/python -m pip install {pins_txt}
-/autograder/venv/bin/python -m pip install ./{SRC}
+{install_pins}/autograder/venv/bin/python -m pip install ./{SRC}
 """
 
 
@@ -94,7 +101,7 @@ def bundle_files(lab_dir: Path, release: Path | None, repo: Path) -> dict[str, P
         raise ValueError(f"lab folder {lab_dir} is outside the project {repo}; a Gradescope zip can only "
                          "bundle labs that live in the project")
     files: dict[str, Path] = {}
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "constraints.txt", "README.md", "LICENSE"):
         if (repo / name).is_file():
             files[name] = repo / name
     for top, skip_labs in ((repo / "shared" / "genlab", False), (repo / "autograder", True), (lab_dir, False)):
@@ -129,7 +136,7 @@ def build_zip(lab_dir: Path, release: Path | None, out: Path, repo: Path | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
-        _add(zf, "setup.sh", setup_sh(pinned_requirements(repo / "pyproject.toml")).encode(), executable=True)
+        _add(zf, "setup.sh", setup_sh(pinned_requirements(repo / "constraints.txt")).encode(), executable=True)
         _add(zf, "run_autograder", run_autograder_sh(lab_rel).encode(), executable=True)
         for name in sorted(files):
             _add(zf, f"{SRC}/{name}", files[name].read_bytes())

@@ -16,7 +16,8 @@ from .helpers import FIXTURE_LAB, REPO, make_nb
 def fake_repo(root: Path) -> Path:
     (root / "shared" / "genlab" / "__pycache__").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
-        '[project]\nname = "genlab"\ndependencies = ["torch==2.14.1", "torchvision == 0.29.1", "tqdm>=4"]\n')
+        '[project]\nname = "genlab"\ndependencies = ["torch>=2.4", "torchvision>=0.19", "tqdm>=4"]\n')
+    (root / "constraints.txt").write_text("# exact builds\ntorch==2.14.1\ntorchvision == 0.29.1  # with torch\n")
     (root / "README.md").write_text("# genlab\n")
     (root / "shared" / "genlab" / "__init__.py").write_text("")
     (root / "shared" / "genlab" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
@@ -40,7 +41,7 @@ def test_zip_has_scripts_project_and_only_this_labs_hidden_tests(tmp_path):
         setup = zf.read("setup.sh").decode()
         run = zf.read("run_autograder").decode()
     assert names == {"setup.sh", "run_autograder", *(f"genlab-src/{p}" for p in (
-        "pyproject.toml", "README.md", "shared/genlab/__init__.py", "autograder/__init__.py",
+        "pyproject.toml", "constraints.txt", "README.md", "shared/genlab/__init__.py", "autograder/__init__.py",
         "autograder/runner/grade.py", "autograder/probes/autocast.py", "autograder/lab_a/lab.toml",
         "autograder/lab_a/test_one.py", "labs/a/a.ipynb"))}
     assert stat.S_IMODE(modes["setup.sh"]) == 0o755 and stat.S_IMODE(modes["run_autograder"]) == 0o755
@@ -55,10 +56,13 @@ def test_zip_has_scripts_project_and_only_this_labs_hidden_tests(tmp_path):
     assert out.read_bytes() == again.read_bytes()
 
 
-def test_pinned_requirements_come_from_pyproject():
-    pins = gradescope.pinned_requirements(REPO / "pyproject.toml")
+def test_pinned_requirements_come_from_the_constraints_file(tmp_path):
+    pins = gradescope.pinned_requirements(REPO / "constraints.txt")
     assert any(p.startswith("torch==") for p in pins)
-    assert all("==" in p for p in pins)
+    assert all("==" in p and "#" not in p for p in pins)
+    (tmp_path / "c.txt").write_text("# a comment\nfoo == 1.2  # why\nbar>=3\n\n")
+    assert gradescope.pinned_requirements(tmp_path / "c.txt") == ["foo==1.2"]
+    assert gradescope.pinned_requirements(tmp_path / "missing.txt") == []
 
 
 def test_run_always_writes_a_results_json(tmp_path):
