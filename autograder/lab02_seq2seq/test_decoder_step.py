@@ -12,16 +12,6 @@ import torch
 from autograder import kit
 from genlab.checks import lab02_bugs as bugs
 
-
-def _own(submission, name):
-    """``submission.function(name)``, refused when the notebook's ``name`` is genlab's reference."""
-    fn = submission.function(name)
-    found = submission.probe("lab02_origin", name=name)["reference"]
-    if found:
-        raise AssertionError(f"`{name}` in your notebook is genlab's reference implementation {found}; "
-                             "write your own implementation.")
-    return fn
-
 V, E, D, M = 11, 5, 7, 6
 PAD, BOS, EOS = 0, 1, 2
 
@@ -57,7 +47,6 @@ TGT = torch.tensor([[BOS, 4, 5, 6, 7, 3, EOS], [BOS, 8, EOS, PAD, PAD, PAD, PAD]
 
 
 def _probe(submission, fn, sd, args, record=("embedding", "attention", "cell", "out")):
-    _own(submission, fn)
     data = submission.probe("recorded_inputs", fn=fn, module=_spec(sd), args=args, record=list(record))
     if data["error"]:
         raise AssertionError(f"{fn} raised {data['error']}.{bugs.explain_decoder_error(data['error'])}")
@@ -167,7 +156,7 @@ def test_teacher_forcing_carries_the_state(submission):
 @pytest.mark.points(4)
 def test_sequence_loss(submission):
     """Mean cross-entropy against tgt[:, 1:], padding ignored, float32 even for float16 logits."""
-    fn = _own(submission, "sequence_loss")
+    fn = submission.function("sequence_loss")
     g = torch.Generator().manual_seed(13)
     logits = torch.randn(3, TGT.shape[1] - 1, V, generator=g) * 2
     for dtype in (torch.float32, torch.float16):
@@ -185,7 +174,6 @@ def test_sequence_loss_gradient_skips_padding(submission):
     """The loss's gradient reaches the logits of real target tokens only."""
     g = torch.Generator().manual_seed(14)
     logits = torch.randn(3, TGT.shape[1] - 1, V, generator=g)
-    _own(submission, "sequence_loss")
     data = submission.probe("gradients", fn="sequence_loss", args=[logits, TGT, PAD], wrt=[0])
     grad = data["grads"][0]
     real = TGT[:, 1:] != PAD

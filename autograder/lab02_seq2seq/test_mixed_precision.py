@@ -8,16 +8,6 @@ import torch
 from autograder import kit
 from genlab.checks import lab02_bugs as bugs
 
-
-def _own(submission, name):
-    """``submission.function(name)``, refused when the notebook's ``name`` is genlab's reference."""
-    fn = submission.function(name)
-    found = submission.probe("lab02_origin", name=name)["reference"]
-    if found:
-        raise AssertionError(f"`{name}` in your notebook is genlab's reference implementation {found}; "
-                             "write your own implementation.")
-    return fn
-
 OVERFLOW_HINT = (" In float16 the most negative number is -65504, so a literal like -1e9 cannot be stored: fill masked "
                  "scores with torch.finfo(scores.dtype).min, which is right in every dtype.")
 MODEL = "genlab.models.seq2seq:Seq2SeqAttention"
@@ -36,7 +26,7 @@ def test_attention_under_float16_autocast_on_cpu(submission):
     g = torch.Generator().manual_seed(0)
     state = {"W.weight": torch.randn(5, 6, generator=g) * 0.6, "U.weight": torch.randn(5, 8, generator=g) * 0.6,
              "v.weight": torch.randn(1, 5, generator=g)}
-    attn = kit.call(_own(submission, "AdditiveAttention"), 6, 8, 5, context="AdditiveAttention(6, 8, 5)")
+    attn = kit.call(submission.function("AdditiveAttention"), 6, 8, 5, context="AdditiveAttention(6, 8, 5)")
     kit.call(attn.load_state_dict, state, context="loading W, U and v into AdditiveAttention(6, 8, 5)")
     query, keys = torch.randn(3, 6, generator=g), torch.randn(3, 7, 8, generator=g)
     mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 1])[:, None]
@@ -53,8 +43,6 @@ def test_attention_under_float16_autocast_on_cpu(submission):
 
 
 def _fit(submission, accelerator, precision, steps):
-    for name in PARTS.values():
-        _own(submission, name)
     return submission.probe(
         "lightning_fit", model=MODEL, data=DATA, parts=PARTS, from_data=FROM_DATA, steps=steps, seed=0,
         accelerator=accelerator, precision=precision,

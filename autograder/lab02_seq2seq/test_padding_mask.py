@@ -14,15 +14,6 @@ def _call(fn, *args, context=None, **kwargs):
         raise AssertionError(f"{exc}{bugs.explain_error(str(exc), bugs.PADDING_ERRORS)}") from None
 
 
-def _own(submission, name):
-    """``submission.function(name)``, refused when the notebook's ``name`` is genlab's reference."""
-    fn = submission.function(name)
-    found = submission.probe("lab02_origin", name=name)["reference"]
-    if found:
-        raise AssertionError(f"`{name}` in your notebook is genlab's reference implementation {found}; "
-                             "write your own implementation.")
-    return fn
-
 NAME = "padding_mask"
 
 
@@ -37,7 +28,7 @@ def _check(fn, lengths, max_len):
 @pytest.mark.points(2)
 def test_shape_and_dtype(submission):
     """A bool tensor (B, max_len)."""
-    fn = _own(submission, NAME)
+    fn = submission.function(NAME)
     got = _call(fn, torch.tensor([4, 2, 3]), 4, context="padding_mask(lengths [4, 2, 3], max_len=4)")
     kit.expect_tensor(got, "padding_mask([4, 2, 3], 4)", shape=(3, 4),
                       hint="Rows are sequences, columns positions.")
@@ -48,7 +39,7 @@ def test_shape_and_dtype(submission):
 @pytest.mark.points(4)
 def test_ragged_lengths_including_one(submission):
     """True exactly at t < lengths[b], for ragged batches with a sequence of length 1."""
-    fn = _own(submission, NAME)
+    fn = submission.function(NAME)
     for lengths in ([5, 1, 3, 2], [1], [7, 7, 1, 6, 2]):
         _check(fn, lengths, max(lengths))
 
@@ -56,7 +47,7 @@ def test_ragged_lengths_including_one(submission):
 @pytest.mark.points(2)
 def test_padded_beyond_the_longest_sequence(submission):
     """max_len may exceed lengths.max(): the extra columns are all False."""
-    fn = _own(submission, NAME)
+    fn = submission.function(NAME)
     got = _check(fn, [3, 1, 2], 6)
     if bool(got[:, 3:].any()):
         raise AssertionError("positions beyond every length must be False.")
@@ -65,7 +56,6 @@ def test_padded_beyond_the_longest_sequence(submission):
 @pytest.mark.points(1)
 def test_lengths_not_modified_and_int32_accepted(submission):
     """The lengths tensor is left as it is; int32 lengths work as well as int64."""
-    _own(submission, NAME)
     lengths = torch.tensor([2, 4, 1], dtype=torch.int32)
     data = submission.probe("recorded_inputs", fn=NAME, args=[lengths, 5])
     if data["error"]:

@@ -12,6 +12,7 @@ names in its ``__all__``, or else its public names defined in the module itself 
 what it imports), resolved when the module is imported. The grader's ``Lab`` resolves
 entries with the same ``expand`` and ``lookup``.
 """
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -52,8 +53,14 @@ def _is_wrapper(obj) -> bool:
 
 
 def blocked_name(obj) -> str | None:
-    """The reference ``obj`` stands for when it is a blocker's wrapper, or a class derived
-    from one (``class Mine(genlab_class): pass`` is genlab's class under another name)."""
+    """The reference ``obj`` stands for when it is a blocker's wrapper, a class derived from one
+    (``class Mine(genlab_class): pass`` is genlab's class under another name), or a
+    ``functools.partial`` or bound method of one."""
+    for _ in range(10):  # partial(partial(ref)), a method bound to a partial...
+        inner = getattr(obj, "func", None) if isinstance(obj, functools.partial) else getattr(obj, "__func__", None)
+        if inner is None:
+            break
+        obj = inner
     try:
         owners = obj.__mro__ if isinstance(obj, type) else (obj,)
     except BaseException:

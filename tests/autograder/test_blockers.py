@@ -167,6 +167,9 @@ def test_aliases_and_subclasses_of_a_reference_are_named(package, tmp_path):
     assert B.blocked_name(ns["Child"]) == "refpkg.impl.Ref"
     assert B.blocked_name(ns["own"]) is None and B.blocked_name(ns["Own"]) is None
     assert B.blocked_name(print) is None and B.blocked_name(3) is None
+    import functools
+    assert B.blocked_name(functools.partial(functools.partial(ns["mine"]), 1)) == "refpkg.impl.ref"
+    assert B.blocked_name(functools.partial(ns["own"])) is None
     view = GuardedNamespace(ns, blockers)
     assert view["own"](1) == 2 and view.get("Own") is ns["Own"] and view.get("missing") is None
     for name in ("mine", "Child"):

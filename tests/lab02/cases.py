@@ -260,8 +260,8 @@ class AdditiveAttention(_additive.AdditiveAttention):
     def __init__(self, query_size, key_size, attention_size):
         super().__init__(query_size, key_size, attention_size)
 ''', parts=("additive_attention",)),
-    # Naming a reference instead of calling it: the grader's worker makes the call then, so the
-    # blockers let it through; the lab02_origin probe refuses it.
+    # Naming a reference instead of calling it: the grader's worker makes the call then, and
+    # refuses it because the name is (an alias, a subclass or a partial of) a blocked reference.
     Cheat("cheat_inherits_additive_attention", AA, r'''
 from genlab.nn import additive as _additive
 
