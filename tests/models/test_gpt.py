@@ -77,22 +77,91 @@ def test_causal_invariance_of_logits():
     assert not torch.allclose(a[:, 7:], b[:, 7:])
 
 
+def _windows(prompt_len, steps, block, keep):
+    """The documented context policy, as (start, end) token ranges each step's logits come from."""
+    n, end, out = min(prompt_len, block), prompt_len, []
+    for _ in range(steps):
+        out.append((end - n, end))
+        n, end = (keep if n == block else n + 1), end + 1
+    return out
+
+
 @pytest.mark.parametrize("attention", [None, scaled_dot_product_attention])
-def test_cached_generation_gives_the_uncached_logits(attention):
+@pytest.mark.parametrize("keep", [None, 1, 5, 12])
+def test_cached_generation_gives_the_uncached_logits(attention, keep):
     model = _tiny(attention=attention)
     prompt = torch.randint(0, 23, (2, 3), generator=torch.Generator().manual_seed(0))
-    # 20 new tokens with block_size 12: the context fills up and then slides
-    cached, logits_c = model.generate(prompt, 20, generator=torch.Generator().manual_seed(1), return_logits=True)
-    plain, logits_u = model.generate(
-        prompt, 20, generator=torch.Generator().manual_seed(1), use_cache=False, return_logits=True
+    # 30 new tokens with block_size 12: the window fills up, restarts from `keep` tokens, fills again
+    cached, logits_c = model.generate(
+        prompt, 30, generator=torch.Generator().manual_seed(1), return_logits=True, keep=keep
     )
-    assert logits_c.shape == (2, 20, 23)
+    plain, logits_u = model.generate(
+        prompt, 30, generator=torch.Generator().manual_seed(1), use_cache=False, return_logits=True, keep=keep
+    )
+    assert logits_c.shape == (2, 30, 23)
     torch.testing.assert_close(logits_c, logits_u, atol=1e-5, rtol=1e-5)
     assert torch.equal(cached, plain)
-    # and both equal the plain forward pass on the final sequence (last window)
-    full = model(plain[:, 3:15])  # positions 3..14 predict tokens 4..15 (steps 1..12)
-    torch.testing.assert_close(logits_u[:, 0:9], model(plain[:, :12])[:, 2:11], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(logits_u[:, 12], full[:, -1], atol=1e-5, rtol=1e-5)
+    # every step's logits are a plain forward over its window of the final sequence
+    windows = _windows(3, 30, 12, 6 if keep is None else keep)
+    for step, (start, end) in enumerate(windows):
+        torch.testing.assert_close(logits_c[:, step], model(plain[:, start:end])[:, -1], atol=1e-5, rtol=1e-5)
+    if keep == 12:  # the strict sliding window: always the last block_size tokens
+        assert windows == [(max(0, 3 + i - 12), 3 + i) for i in range(30)]
+    else:  # once full, the window restarts from `keep` tokens and regrows, never past block_size
+        lengths = [e - s for s, e in windows]
+        assert max(lengths) == 12 and lengths[9] == 12 and lengths[10] == (keep or 6)
+
+
+def test_generation_runs_the_output_layer_on_the_last_position_only():
+    model = _tiny().eval()
+    idx = torch.randint(0, 23, (2, 9), generator=torch.Generator().manual_seed(0))
+    seen = []
+    handle = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
+    with torch.no_grad():
+        torch.testing.assert_close(model._logits(idx, last_only=True), model(idx)[:, -1:])
+        model.generate(idx[:1, :2], 15)
+    handle.remove()
+    assert seen[:2] == [1, 9] and set(seen[2:]) == {1}
+    with pytest.raises(ValueError, match="keep"):
+        model.generate(idx, 2, keep=13)
+    with pytest.raises(ValueError, match="keep"):
+        model.generate(idx, 2, keep=0)
+
+
+def test_long_prompt_is_cropped_to_the_context():
+    model = _tiny()
+    prompt = torch.randint(0, 23, (1, 20), generator=torch.Generator().manual_seed(0))
+    out, logits = model.generate(prompt, 3, temperature=0, return_logits=True)
+    assert out.shape == (1, 23)
+    torch.testing.assert_close(logits[:, 0], model(prompt[:, -12:])[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_default_and_injected_attention_compute_the_same_model():
+    default = _tiny()
+    injected = _tiny(attention=scaled_dot_product_attention)
+    assert torch.equal(default.blocks[0].attn.qkv.weight, injected.blocks[0].attn.qkv.weight)
+    idx = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(default(idx), injected(idx), atol=1e-5, rtol=1e-5)
+    maps = default.attention_maps(idx)
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 12, 12)
+    assert torch.equal(maps[0].triu(1), torch.zeros_like(maps[0]))  # causal: nothing above the diagonal
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 2, 12))
+
+
+def test_a_checkpoint_with_separate_q_k_v_projections_loads():
+    """Older GPT checkpoints hold attn.q_proj/k_proj/v_proj: they load into the fused qkv."""
+    model = _tiny()
+    old = {}
+    for name, value in model.state_dict().items():
+        if ".attn.qkv." in name:
+            for part, chunk in zip("qkv", value.chunk(3, dim=0), strict=True):
+                old[name.replace(".qkv.", f".{part}_proj.")] = chunk.clone()
+        else:
+            old[name] = value
+    fresh = _tiny(seed=1)
+    fresh.load_state_dict(old)
+    idx = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fresh(idx), model(idx))
 
 
 def test_greedy_generation_is_deterministic_and_training_mode_is_restored():
@@ -116,6 +185,44 @@ def test_optimizer_decays_only_matrices():
     assert all(p.dim() == 2 for p in decay["params"])
     assert all(p.dim() == 1 for p in no_decay["params"])
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == _real_count(model)
+
+
+def test_optimizer_is_fused_on_cpu_and_foreach_under_mixed_precision():
+    import lightning as L
+
+    model = _tiny()
+    opt = model.configure_optimizers()["optimizer"]
+    assert opt.defaults["fused"] is True  # no trainer, CPU parameters: one fused kernel
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", max_steps=2, gradient_clip_val=1.0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    x = torch.randint(0, 23, (8, 12))
+    data = torch.utils.data.DataLoader(list(zip(x, torch.roll(x, -1, 1), strict=True)), batch_size=4)
+    trainer.fit(model, data)  # Lightning refuses clipping with a fused optimizer under mixed precision
+    opt = trainer.optimizers[0]
+    assert opt.defaults["foreach"] is True and not opt.defaults["fused"]
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+
+
+def test_fused_optimizer_follows_torch_per_tensor_adamw():
+    """The fused update is AdamW: 20 steps against torch's per-tensor loop (the oracle)."""
+    model, oracle = _tiny(lr=3e-3), _tiny(lr=3e-3)
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = model.configure_optimizers()["optimizer"]
+    matrices = [p for p in oracle.parameters() if p.dim() >= 2]
+    vectors = [p for p in oracle.parameters() if p.dim() < 2]
+    ref_opt = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.1}, {"params": vectors, "weight_decay": 0.0}],
+                                lr=3e-3, betas=(0.9, 0.95), foreach=False)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):  # the same gradients for both (training itself would amplify rounding)
+        for a, b in zip(model.parameters(), oracle.parameters(), strict=True):
+            a.grad = torch.randn(a.shape, generator=g)
+            b.grad = a.grad.clone()
+        opt.step()
+        ref_opt.step()
+    for a, b, a0 in zip(model.parameters(), oracle.parameters(), start, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        assert (a - a0).abs().max() > 1e-3  # and every tensor moved
 
 
 def test_a_few_training_steps_reduce_the_loss():

@@ -17,6 +17,7 @@ from genlab.nn import (
     padding_mask,
     scaled_dot_product_attention,
 )
+from genlab.nn.attention import CausalSelfAttention
 
 ATTENTIONS = [scaled_dot_product_attention, fast_scaled_dot_product_attention]
 
@@ -228,3 +229,115 @@ def test_mha_with_cache_equals_full_causal(attention):
     steps = [mha(x[:, t : t + 1], cache=cache) for t in range(3, 7)]
     torch.testing.assert_close(torch.cat([prefix, *steps], dim=1), full)
     assert len(cache) == 7
+
+
+# ------------------------------------------------------------------ CausalSelfAttention
+def _torch_and_fused(d=16, h=4, seed=0, **kwargs):
+    """nn.MultiheadAttention and a CausalSelfAttention holding the same weights (qkv = in_proj)."""
+    torch.manual_seed(seed)
+    ref = nn.MultiheadAttention(d, h, batch_first=True).double()
+    for p in ref.parameters():
+        nn.init.normal_(p, std=0.3)
+    ours = CausalSelfAttention(d, h, **kwargs).double()
+    with torch.no_grad():
+        ours.qkv.weight.copy_(ref.in_proj_weight)
+        ours.qkv.bias.copy_(ref.in_proj_bias)
+        ours.out_proj.weight.copy_(ref.out_proj.weight)
+        ours.out_proj.bias.copy_(ref.out_proj.bias)
+    return ref, ours
+
+
+@pytest.mark.parametrize("attention", [None, *ATTENTIONS])
+def test_causal_self_attention_matches_torch(attention):
+    ref, ours = _torch_and_fused(attention=attention, max_len=8)
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    expected, w_ref = ref(x, x, x, attn_mask=~causal_mask(7), average_attn_weights=False)
+    torch.testing.assert_close(ours(x), expected)
+    torch.testing.assert_close(ours(x, need_weights=True), expected)
+    torch.testing.assert_close(ours.last_weights, w_ref)
+    assert sum(p.numel() for p in ours.parameters()) == 4 * 16 * 16 + 4 * 16
+
+
+def test_causal_self_attention_with_an_explicit_padding_mask_matches_torch():
+    ref, ours = _torch_and_fused()
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    causal, pad = causal_mask(7), padding_mask(torch.tensor([7, 4, 2]), 7)
+    expected, _ = ref(x, x, x, attn_mask=~causal, key_padding_mask=~pad)
+    torch.testing.assert_close(ours(x, mask=combine_masks(causal, pad)), expected)
+
+
+def test_causal_self_attention_default_path_is_one_fused_causal_call(monkeypatch):
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, is_causal=False, **kw):
+        calls.append((tuple(q.shape), attn_mask is None, is_causal))
+        return sdpa(q, k, v, attn_mask=attn_mask, is_causal=is_causal, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    ours = CausalSelfAttention(8, 2)
+    ours(torch.randn(2, 5, 8))
+    assert calls == [((2, 2, 5, 4), True, True)]  # no mask tensor, is_causal
+    assert ours.last_weights is None
+
+
+def test_causal_self_attention_gives_an_injected_attention_the_causal_mask():
+    seen = []
+
+    def spy(q, k, v, mask=None):
+        seen.append(mask)
+        return scaled_dot_product_attention(q, k, v, mask)
+
+    torch.manual_seed(0)
+    ours = CausalSelfAttention(8, 2, attention=spy, max_len=6)
+    plain = CausalSelfAttention(8, 2)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(ours(x), plain(x))
+    assert torch.equal(seen[0], causal_mask(5))
+    assert ours.last_weights.shape == (2, 2, 5, 5)
+    ours(torch.randn(1, 9, 8))  # beyond max_len: built on the fly
+    assert torch.equal(seen[1], causal_mask(9))
+
+
+@pytest.mark.parametrize("attention", [None, scaled_dot_product_attention])
+def test_causal_self_attention_with_cache_equals_full(attention):
+    torch.manual_seed(0)
+    ours = CausalSelfAttention(16, 4, attention=attention, max_len=8).double()
+    x = torch.randn(2, 8, 16, dtype=torch.float64)
+    full = ours(x)
+    cache = KVCache()
+    parts = [ours(x[:, :3], cache=cache), ours(x[:, 3:6], cache=cache)]  # prefill, then a chunk after a cache
+    parts += [ours(x[:, t : t + 1], cache=cache) for t in range(6, 8)]  # then one token at a time
+    torch.testing.assert_close(torch.cat(parts, dim=1), full)
+    assert len(cache) == 8
+
+
+def test_causal_self_attention_loads_separate_projections():
+    """A MultiHeadAttention state dict (q_proj, k_proj, v_proj) loads into the fused qkv."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(12, 3)
+    with torch.no_grad():
+        for p in mha.parameters():
+            p.normal_(0, 0.3)
+    ours = CausalSelfAttention(12, 3)
+    ours.load_state_dict(mha.state_dict())
+    x = torch.randn(2, 6, 12)
+    torch.testing.assert_close(ours(x), mha(x, mask=causal_mask(6)))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        CausalSelfAttention(12, 3).load_state_dict({k: v for k, v in mha.state_dict().items() if "v_proj" not in k})
+
+
+def test_causal_self_attention_is_causal_and_autocast_finite():
+    torch.manual_seed(0)
+    ours = CausalSelfAttention(16, 4).eval()
+    x = torch.randn(2, 9, 16)
+    x2 = x.clone()
+    x2[:, 5:] += 4.0
+    assert torch.equal(ours(x)[:, :5], ours(x2)[:, :5])
+    assert not torch.allclose(ours(x)[:, 5:], ours(x2)[:, 5:])
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = ours(x)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="divisible"):
+        CausalSelfAttention(10, 3)

@@ -1,4 +1,5 @@
 """Transformer blocks: parameter counts, masking properties, cross-attention wiring."""
+import pytest
 import torch
 
 from genlab.nn import (
@@ -10,6 +11,7 @@ from genlab.nn import (
     causal_mask,
     combine_masks,
     padding_mask,
+    scaled_dot_product_attention,
 )
 
 
@@ -37,9 +39,10 @@ def test_encoder_block_padding_invariance():
     assert torch.equal(y[1, :2], y2[1, :2]) and torch.equal(y[0], y2[0])
 
 
-def test_gpt_block_is_causal_and_its_cache_matches():
+@pytest.mark.parametrize("attention", [None, scaled_dot_product_attention])
+def test_gpt_block_is_causal_and_its_cache_matches(attention):
     torch.manual_seed(0)
-    block = GPTBlock(16, 2).double().eval()
+    block = GPTBlock(16, 2, attention=attention).double().eval()
     x = torch.randn(1, 6, 16, dtype=torch.float64)
     x2 = x.clone()
     x2[:, 4:] = 0.0
@@ -47,6 +50,22 @@ def test_gpt_block_is_causal_and_its_cache_matches():
     cache = KVCache()
     steps = [block(x[:, t : t + 1], cache=cache) for t in range(6)]
     torch.testing.assert_close(torch.cat(steps, 1), block(x))
+
+
+def test_gpt_block_matches_an_encoder_block_with_a_causal_mask():
+    """Same parameters as EncoderBlock (fused qkv = q, k, v stacked) and the same function."""
+    torch.manual_seed(0)
+    enc = EncoderBlock(16, 4).double().eval()
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.normal_(0, 0.3)
+    gpt = GPTBlock(16, 4).double().eval()
+    gpt.load_state_dict(enc.state_dict())  # q_proj/k_proj/v_proj load into qkv
+    assert _count(gpt) == _count(enc) == 12 * 16 * 16 + 13 * 16
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    torch.testing.assert_close(gpt(x), enc(x, causal_mask(7)))
+    pad = combine_masks(causal_mask(7), padding_mask(torch.tensor([7, 3]), 7))
+    torch.testing.assert_close(gpt(x, mask=pad), enc(x, pad))
 
 
 def test_decoder_block_reads_the_memory_through_cross_attention():

@@ -6,26 +6,52 @@ import math
 from pathlib import Path
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
-__all__ = ["adamw_with_decay_groups", "warmup_cosine", "lr_scheduler_config", "configure_adamw", "metrics_csv_path"]
+__all__ = ["adamw_with_decay_groups", "fused_adamw_supported", "warmup_cosine", "lr_scheduler_config", "configure_adamw", "metrics_csv_path"]
 
 SCHEDULES = ("constant", "cosine")
 
 
 def adamw_with_decay_groups(
-    module: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95)
+    module: nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.95),
+    fused: bool | None = None,
 ) -> torch.optim.AdamW:
     """AdamW that decays only matrices (``dim >= 2``: linear and embedding weights).
 
     Biases and LayerNorm parameters (1-D) are not decayed. Tied parameters appear once.
+    The update runs as one kernel over all tensors: ``fused=True`` (one fused kernel), else
+    ``foreach=True`` (one multi-tensor op per update term) instead of torch's per-tensor
+    Python loop, which it picks by default on a CPU. ``fused=None``: fused where the installed
+    torch supports it for the parameters' device and dtype.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    if fused is None:
+        fused = fused_adamw_supported(params)
+    kernel = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, **kernel)
+
+
+def fused_adamw_supported(params: list[torch.Tensor]) -> bool:
+    """Whether ``torch.optim.AdamW(fused=True)`` accepts these parameters (device and dtype)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        devices = set(_get_fused_kernels_supported_devices())
+    except ImportError:  # an older torch: CUDA only
+        devices = {"cuda"}
+    return bool(params) and all(
+        p.device.type in devices and p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+        for p in params
+    )
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: float, final_ratio: float = 0.1) -> float:
@@ -58,10 +84,16 @@ def configure_adamw(module, betas: tuple[float, float] = (0.9, 0.95)) -> dict:
 
     Reads ``lr``, ``weight_decay`` and, when present, ``warmup_steps`` and ``schedule``
     ("constant" or "cosine" over the run) from ``module.hparams``: AdamW with decay on
-    matrices only, stepped per optimizer step.
+    matrices only, stepped per optimizer step. The fused kernel where torch has one for the
+    device, except under a mixed-precision trainer (Lightning refuses gradient clipping with
+    an optimizer that unscales gradients itself, as the fused one does): ``foreach`` there.
     """
     hp = module.hparams
-    optimizer = adamw_with_decay_groups(module, hp.lr, hp.get("weight_decay", 0.0), betas=betas)
+    trainer = getattr(module, "_trainer", None)
+    mixed = trainer is not None and isinstance(trainer.precision_plugin, MixedPrecision)
+    optimizer = adamw_with_decay_groups(
+        module, hp.lr, hp.get("weight_decay", 0.0), betas=betas, fused=False if mixed else None
+    )
     schedule = hp.get("schedule", "constant")
     total = module.trainer.estimated_stepping_batches if schedule == "cosine" else float("inf")
     return lr_scheduler_config(optimizer, schedule, hp.get("warmup_steps", 0), total)

@@ -19,13 +19,9 @@ from torch import Tensor, nn
 from genlab.data import CharTextDataModule
 from genlab.decoding import sample_next
 from genlab.models.common import configure_adamw
-from genlab.nn import (
-    GPTBlock,
-    KVCache,
-    LearnedPositionalEncoding,
-    causal_mask,
-    fast_scaled_dot_product_attention,
-)
+from genlab.nn.attention import KVCache
+from genlab.nn.blocks import GPTBlock, dropout_layer
+from genlab.nn.positional import LearnedPositionalEncoding
 
 __all__ = ["GPTConfig", "count_parameters", "parameter_breakdown", "GPT"]
 
@@ -57,7 +53,8 @@ class GPTConfig:
 def parameter_breakdown(config: GPTConfig | Mapping) -> dict[str, int]:
     """Parameter counts by part, in closed form, plus ``"total"``.
 
-    Per layer (d = n_embd): attention ``4d² + 4d`` (q, k, v, out projections with bias),
+    Per layer (d = n_embd): attention ``4d² + 4d`` (q, k, v, out projections with bias; the
+    model fuses q, k, v into one ``d -> 3d`` layer, which changes nothing in the count),
     MLP ``8d² + 5d`` (d->4d->d with bias), two LayerNorms ``4d``. Plus token embedding
     ``V·d``, positions ``block_size·d``, final LayerNorm ``2d``; the tied lm_head adds nothing.
     """
@@ -81,7 +78,8 @@ def count_parameters(config: GPTConfig | Mapping) -> int:
 
 class GPT(L.LightningModule):
     """GPT language model. ``attention`` is a callable with the ``scaled_dot_product_attention``
-    signature (a student's goes here); default: the fused ``fast_scaled_dot_product_attention``.
+    signature (a student's goes here; it gets the causal mask); default ``None``: torch's fused
+    causal kernel (``F.scaled_dot_product_attention(..., is_causal=True)``, no mask tensor).
 
     Batches are ``(x, y)`` LongTensors ``(B, T)`` with ``y`` = ``x`` shifted left by one.
     """
@@ -111,11 +109,12 @@ class GPT(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["attention"])
         self.config = GPTConfig(vocab_size, block_size, n_layer, n_head, n_embd, dropout)
-        attention = attention if attention is not None else fast_scaled_dot_product_attention
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = LearnedPositionalEncoding(n_embd, block_size)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(GPTBlock(n_embd, n_head, dropout, attention) for _ in range(n_layer))
+        self.drop = dropout_layer(dropout)
+        self.blocks = nn.ModuleList(
+            GPTBlock(n_embd, n_head, dropout, attention, max_len=block_size) for _ in range(n_layer)
+        )
         self.ln_f = nn.LayerNorm(n_embd)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying: one matrix embeds and unembeds
@@ -134,17 +133,26 @@ class GPT(L.LightningModule):
                 nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
     def _logits(
-        self, idx: Tensor, caches: list[KVCache] | None = None, offset: int = 0, need_weights: bool = False
+        self,
+        idx: Tensor,
+        caches: list[KVCache] | None = None,
+        offset: int = 0,
+        need_weights: bool = False,
+        last_only: bool = False,
     ) -> Tensor:
-        """idx ``(B, T)`` at positions ``offset..offset+T-1`` -> logits ``(B, T, V)``."""
+        """idx ``(B, T)`` at positions ``offset..offset+T-1`` -> logits ``(B, T, V)``.
+
+        caches: one ``KVCache`` per block, holding the ``offset`` earlier positions.
+        last_only: the output layer on the last position only -> ``(B, 1, V)`` (generation).
+        """
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int, torch.int16, torch.uint8):
             raise ValueError(f"GPT expects integer token ids of shape (B, T), got {tuple(idx.shape)} {idx.dtype}.")
-        T = idx.shape[1]
-        x = self.drop(self.wpe(self.wte(idx), offset=offset))
-        mask = causal_mask(offset + T, device=idx.device)[offset:]  # (T, offset + T)
+        x = self.drop(self.wpe(self.wte(idx), offset=offset))  # (B, T, d)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask=mask, cache=None if caches is None else caches[i], need_weights=need_weights)
-        return self.lm_head(self.ln_f(x))
+            x = block(x, cache=None if caches is None else caches[i], need_weights=need_weights)  # (B, T, d)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, d)
+        return self.lm_head(self.ln_f(x))  # (B, T or 1, V)
 
     def forward(self, idx: Tensor) -> Tensor:
         """idx ``(B, T)`` long, ``T <= block_size`` -> logits ``(B, T, vocab_size)``."""
@@ -190,33 +198,51 @@ class GPT(L.LightningModule):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         return_logits: bool = False,
+        keep: int | None = None,
     ):
         """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens -> ``(B, T + max_new_tokens)``.
 
-        The model sees at most the last ``block_size`` tokens. With ``use_cache`` the keys and
-        values of earlier positions are reused (same logits as recomputing, much faster);
-        once the context is full it slides, and positions are recomputed. ``temperature=0``
-        is greedy. With ``return_logits`` also returns the next-token logits of each step,
-        ``(B, max_new_tokens, V)`` float32.
+        ``temperature=0`` is greedy. With ``return_logits`` also returns the next-token logits
+        of each step, ``(B, max_new_tokens, V)`` float32.
+
+        Context policy. The model sees a window of at most ``block_size`` tokens. While the
+        window grows, each step feeds only the newest token and, with ``use_cache``, reuses the
+        keys and values of the earlier ones (one position per step instead of the whole window).
+        When the window is full, the next one restarts from the last ``keep`` tokens
+        (``1 <= keep <= block_size``; default ``block_size // 2``), computed in one forward that
+        refills the cache, and grows again. Learned absolute positions shift when the window
+        moves, so a cache cannot slide; this policy keeps every cached logit equal to an
+        uncached forward over the same window, and recomputes once every ``block_size - keep + 1``
+        tokens. ``keep=block_size`` is the strict sliding window of a cache-less GPT (every step
+        after the window fills is a full forward). ``use_cache=False`` follows the same windows
+        with full forwards and gives the same logits.
         """
+        block = self.config.block_size
+        keep = max(1, block // 2) if keep is None else int(keep)
+        if not 1 <= keep <= block:
+            raise ValueError(f"generate: keep must be in [1, block_size={block}], got {keep}.")
         was_training = self.training
         self.eval()
-        block = self.config.block_size
+        window = min(idx.shape[1], block)  # tokens the next step sees
+        fresh = True  # the next step computes its whole window (no usable cache)
         caches: list[KVCache] | None = None
         step_logits = []
         try:
             for _ in range(int(max_new_tokens)):
-                if caches is not None and len(caches[0]) < block:
-                    logits = self._logits(idx[:, -1:], caches, offset=len(caches[0]))
+                if fresh:  # a cache is only read if the window can still grow
+                    caches = [KVCache() for _ in self.blocks] if use_cache and window < block else None
+                    logits = self._logits(idx[:, -window:], caches, last_only=True)  # (B, 1, V)
                 else:
-                    context = idx[:, -block:]
-                    caches = [KVCache() for _ in self.blocks] if use_cache else None
-                    logits = self._logits(context, caches)
-                last = logits[:, -1, :].float()
+                    logits = self._logits(idx[:, -1:], caches, offset=window - 1, last_only=True)  # (B, 1, V)
+                last = logits[:, -1, :].float()  # (B, V)
                 if return_logits:
                     step_logits.append(last)
-                next_id = sample_next(last, temperature, top_k, top_p, generator)
-                idx = torch.cat([idx, next_id.unsqueeze(1).to(idx.dtype)], dim=1)
+                next_id = sample_next(last, temperature, top_k, top_p, generator)  # (B,)
+                idx = torch.cat([idx, next_id.unsqueeze(1).to(idx.dtype)], dim=1)  # (B, T + 1)
+                if window == block:  # full: restart from the last `keep` tokens
+                    window, fresh = keep, True
+                else:  # grow by the new token
+                    window, fresh = window + 1, not use_cache
         finally:
             self.train(was_training)
         if return_logits:

@@ -2,6 +2,10 @@
 
 Shapes: ``B`` batch, ``H`` heads, ``T_q``/``T_k`` query/key lengths, ``d`` model width,
 ``d_h = d / H`` per-head width. Masks are bool, ``True`` = may attend (see ``genlab.nn.masks``).
+
+Two multi-head modules: ``MultiHeadAttention`` (separate q/k/v projections, any mask, self- or
+cross-attention: the one lab 03 has students write) and ``CausalSelfAttention`` (one fused q/k/v
+projection, causal self-attention only: the GPT's fast default).
 """
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.nn.masks import check_mask, masked_softmax
+from genlab.nn.masks import causal_mask, check_mask, masked_softmax
 
 __all__ = [
     "AttentionFn",
     "scaled_dot_product_attention",
     "fast_scaled_dot_product_attention",
     "MultiHeadAttention",
+    "CausalSelfAttention",
     "KVCache",
     "kv_cache_step",
     "load_torch_weights",
@@ -91,7 +96,7 @@ class KVCache:
     """Keys and values of the positions seen so far, for one attention layer.
 
     k, v: ``(B, H, T_past, d_h)`` or ``None`` before the first step. ``MultiHeadAttention``
-    appends to them in place when given a cache.
+    and ``CausalSelfAttention`` append to them in place when given a cache.
     """
 
     k: Tensor | None = None
@@ -206,6 +211,104 @@ class MultiHeadAttention(nn.Module):
             out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
         self.last_weights = None if weights is None else weights.detach()
         return self.out_proj(self.merge_heads(out))
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal multi-head self-attention with one fused q/k/v projection (the GPT's layer).
+
+    ``qkv`` is ``nn.Linear(d, 3d)``: its three row blocks are the q, k and v projections of
+    ``MultiHeadAttention`` (the packing of ``torch.nn.MultiheadAttention.in_proj_weight``), so
+    it has the same ``4d² + 4d`` parameters and computes the same function with one GEMM
+    instead of three. A state dict with separate ``q_proj``/``k_proj``/``v_proj`` (one of
+    ``MultiHeadAttention``'s, or an older GPT checkpoint) loads into it.
+
+    ``attention=None``: ``F.scaled_dot_product_attention(..., is_causal=True)``, no mask tensor
+    at all. Any callable with the ``scaled_dot_product_attention`` signature (a student's) may
+    be injected instead; it is given the causal mask, sliced from a table built once for
+    ``max_len`` positions (built per call beyond that).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        bias: bool = True,
+        attention: AttentionFn | None = None,
+        max_len: int | None = None,
+    ):
+        super().__init__()
+        if d_model <= 0 or n_heads <= 0:
+            raise ValueError(f"CausalSelfAttention: d_model and n_heads must be positive, got {d_model}, {n_heads}.")
+        if d_model % n_heads:
+            raise ValueError(
+                f"CausalSelfAttention: d_model={d_model} is not divisible by n_heads={n_heads}; "
+                "each head gets d_model // n_heads features, so pick n_heads dividing d_model."
+            )
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.attention = attention
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # rows: [W_q; W_k; W_v]
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.register_buffer("causal", causal_mask(max_len or 0), persistent=False)  # (max_len, max_len)
+        self.last_weights: Tensor | None = None  # (B, H, T_q, T_k), detached
+        self.register_load_state_dict_pre_hook(_fuse_qkv_state)
+
+    def causal_mask(self, past: int, T: int, device: torch.device) -> Tensor:
+        """Mask ``(T, past + T)`` for ``T`` new queries after ``past`` cached keys."""
+        if past + T <= self.causal.shape[0]:
+            return self.causal[past : past + T, : past + T]
+        return causal_mask(past + T, device=device)[past:]
+
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, mask: Tensor | None = None, need_weights: bool = False
+    ) -> Tensor:
+        """x ``(B, T, d)`` -> ``(B, T, d)``: each position attends to itself and earlier ones.
+
+        cache: a ``KVCache`` with the keys/values of ``T_past`` earlier positions; the new ones
+        are appended in place. mask: an explicit bool mask broadcastable to
+        ``(B, H, T, T_past + T)`` used instead of the causal one (e.g. causal and padding).
+        need_weights: keep the weights in ``last_weights`` (recomputed with the reference
+        when the attention callable returns none).
+        """
+        B, T, d = x.shape
+        if d != self.d_model:
+            raise ValueError(f"CausalSelfAttention: x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}.")
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.d_head)  # (B, T, 3, H, d_h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d_h)
+        past = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, T_past + T, d_h)
+        if mask is None and self.attention is None and not need_weights:
+            out = _causal_sdpa(q, k, v, past)  # (B, H, T, d_h)
+            self.last_weights = None
+        else:
+            mask = self.causal_mask(past, T, x.device) if mask is None else mask  # (T, T_past + T)
+            attend = self.attention or fast_scaled_dot_product_attention
+            out, weights = attend(q, k, v, mask=mask)  # (B, H, T, d_h), (B, H, T, T_k) or None
+            if weights is None and need_weights:
+                out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+            self.last_weights = None if weights is None else weights.detach()
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
+
+
+def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, past: int) -> Tensor:
+    """Fused causal attention of ``T`` queries ``(B, H, T, d_h)`` after ``past`` cached keys."""
+    T = q.shape[-2]
+    if past == 0:  # no cache: torch's own causal kernel, no mask tensor
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if T == 1:  # one new query: every cached key is in its past
+        return F.scaled_dot_product_attention(q, k, v)
+    mask = causal_mask(past + T, device=q.device)[past:]  # (T, past + T); is_causal would align top-left
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _fuse_qkv_state(module, state_dict, prefix, *_):
+    """Load hook: ``q_proj``/``k_proj``/``v_proj`` weights (and biases) -> one ``qkv`` tensor."""
+    for kind in ("weight", "bias"):
+        names = [f"{prefix}{p}_proj.{kind}" for p in "qkv"]
+        if all(n in state_dict for n in names) and f"{prefix}qkv.{kind}" not in state_dict:
+            state_dict[f"{prefix}qkv.{kind}"] = torch.cat([state_dict.pop(n) for n in names], dim=0)
 
 
 @torch.no_grad()

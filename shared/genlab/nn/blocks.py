@@ -4,12 +4,18 @@ Shapes: ``x (B, T, d)``; memory ``(B, S, d)`` (encoder output); masks bool, True
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.nn.attention import AttentionFn, KVCache, MultiHeadAttention
+from genlab.nn.attention import AttentionFn, CausalSelfAttention, KVCache, MultiHeadAttention
 from genlab.nn.masks import causal_mask
 
-__all__ = ["MLP", "EncoderBlock", "DecoderBlock", "GPTBlock"]
+__all__ = ["MLP", "EncoderBlock", "DecoderBlock", "GPTBlock", "dropout_layer"]
+
+
+def dropout_layer(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or ``nn.Identity()`` for ``p = 0``: the same function, less work per call."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
 class MLP(nn.Module):
@@ -22,12 +28,11 @@ class MLP(nn.Module):
         super().__init__()
         hidden = 4 * d_model if hidden is None else hidden
         self.fc = nn.Linear(d_model, hidden)
-        self.act = nn.GELU()
         self.proj = nn.Linear(hidden, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_layer(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.proj(self.act(self.fc(x))))
+        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, T, d) -> (B, T, 4d) -> (B, T, d)
 
 
 class EncoderBlock(nn.Module):
@@ -42,7 +47,7 @@ class EncoderBlock(nn.Module):
         self.attn = MultiHeadAttention(d_model, n_heads, attention=attention)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_layer(dropout)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, cache: KVCache | None = None, need_weights: bool = False
@@ -52,20 +57,37 @@ class EncoderBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class GPTBlock(EncoderBlock):
-    """A decoder-only (GPT) block: the encoder block with a causal self-attention mask.
+class GPTBlock(nn.Module):
+    """A decoder-only (GPT) block: causal self-attention then MLP, each pre-LN with a residual.
 
-    Without an explicit mask it builds the causal one, offset by the cached positions so
-    the new queries see every earlier key and none later.
+    Its attention is ``CausalSelfAttention`` (one fused q/k/v projection, the same parameters
+    as ``EncoderBlock``'s: attention ``4d² + 4d``, MLP ``8d² + 5d``, LayerNorms ``4d``).
+    ``attention=None`` takes torch's fused causal kernel with no mask tensor; an injected
+    callable (the ``scaled_dot_product_attention`` signature) gets the causal mask, offset by
+    the cached positions so the new queries see every earlier key and none later.
     """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        attention: AttentionFn | None = None,
+        max_len: int | None = None,
+    ):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads, attention=attention, max_len=max_len)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+        self.dropout = dropout_layer(dropout)
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, cache: KVCache | None = None, need_weights: bool = False
     ) -> Tensor:
-        if mask is None:
-            past = 0 if cache is None else len(cache)
-            mask = causal_mask(past + x.shape[1], device=x.device)[past:]
-        return super().forward(x, mask=mask, cache=cache, need_weights=need_weights)
+        """x ``(B, T, d)`` -> ``(B, T, d)``; mask (optional) replaces the causal one, see ``CausalSelfAttention``."""
+        x = x + self.dropout(self.attn(self.ln1(x), cache=cache, mask=mask, need_weights=need_weights))  # (B, T, d)
+        return x + self.mlp(self.ln2(x))  # (B, T, d)
 
 
 class DecoderBlock(nn.Module):
@@ -83,7 +105,7 @@ class DecoderBlock(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, n_heads, attention=attention)
         self.ln3 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_layer(dropout)
 
     def forward(
         self,
