@@ -145,7 +145,7 @@ class _DropNoise(logging.Filter):
     """Drops Lightning's advertisements and device banners; keeps everything else."""
 
     NOISE = ("💡", "GPU available", "TPU available", "HPU available", "LOCAL_RANK", "You are using a CUDA device",
-             "`Trainer.fit` stopped:")
+             "`Trainer.fit` stopped:", "Seed set to", "`Trainer(limit_")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(self.NOISE)
@@ -153,7 +153,8 @@ class _DropNoise(logging.Filter):
 
 def quiet_lightning() -> None:
     """Silence what a student need not read: tips, device banners, known harmless warnings."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.fabric.utilities.seed"):
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropNoise) for f in log.filters):
             log.addFilter(_DropNoise())

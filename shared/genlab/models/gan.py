@@ -35,11 +35,15 @@ from genlab.nn.gan import (
     ConvGenerator,
     MLPDiscriminator,
     MLPGenerator,
-    discriminator_loss as bce_discriminator_loss,
-    generator_loss as non_saturating_generator_loss,
     instance_noise_std,
     linear_discriminator_loss,
     linear_generator_loss,
+)
+from genlab.nn.gan import (
+    discriminator_loss as bce_discriminator_loss,
+)
+from genlab.nn.gan import (
+    generator_loss as non_saturating_generator_loss,
 )
 
 __all__ = ["GAN", "DigitsGAN", "NoisyInput", "discriminator_first_step", "short_run"]
@@ -117,6 +121,8 @@ class GAN(L.LightningModule):
     datamodule_class = RingDataModule
     linked_from_data = ("data_dim",)
     figures = "genlab.plots.gan:save_ring_figures"
+    demo_steps = 4000  # genlab demo (optimizer steps, 2 a batch): most of the 8 modes covered
+    demo_metrics = ("modes_covered", "high_quality")
 
     def __init__(
         self,
@@ -305,6 +311,8 @@ class DigitsGAN(GAN):
     datamodule_class = DigitsDataModule
     linked_from_data = ("image_shape",)
     figures = "genlab.plots.gan:save_digits_figures"
+    demo_steps = 2000  # genlab demo (optimizer steps, 2 a batch): digit-like strokes appear
+    demo_metrics = ("val_d_accuracy",)
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 8, 8), architecture: str = "conv", width: int = 64,
                  latent_dim: int = 16, hidden: int = 256, n_layers: int = 2, lr_g: float = 2e-4,

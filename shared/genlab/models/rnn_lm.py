@@ -102,6 +102,8 @@ class RNNLanguageModel(L.LightningModule):
     datamodule_class = CharTextDataModule
     linked_from_data = ("vocab_size",)
     figures = "genlab.plots.rnn:save_run_figures"
+    demo_steps = 300  # genlab demo: words and indentation appear in the samples within about a minute
+    demo_metrics = ("val_loss",)
 
     def __init__(
         self,
