@@ -1,6 +1,6 @@
 """Grading throughput on the fixture lab: genlab's grader against ``nbgrader autograde``.
 
-    python benchmarks/grading_throughput.py [--singles 10] [--batch 20] [--jobs 2]
+    python benchmarks/grading_throughput.py [--singles 10] [--batch 20] [--jobs 2] [--lab03 6]
 
 1. Per submission: ``python -m autograder.runner.grade_one`` on one completed notebook,
    ``--singles`` times in a row; the median wall time (process start to result on disk) and
@@ -9,7 +9,11 @@
    nbgrader course folder (source/, release/, submitted/<student>/fixture/), graded once by
    ``genlab grade --jobs N`` and once by ``nbgrader autograde fixture`` (which grades one
    notebook at a time), side by side in one run. ``--no-fork-too`` adds a genlab run
-   without the batch's fork server (each grader a fresh ``python``).
+   without the batch's fork server (each grader a fresh ``python``); ``--no-template-too``
+   one without the worker template (``GENLAB_WORKER_TEMPLATE=0``: each sandboxed worker a
+   fresh ``python`` that imports torch itself).
+3. Lab 03's real hidden tests: ``--lab03`` copies of its solution notebook, graded as a
+   batch with the worker template and without it, interleaved (with, without, with).
 
 The fixture source's training cell loops forever (genlab skips cells tagged ``training``;
 nbgrader would run it into its cell timeout), so the benchmark course uses a copy of it whose
@@ -108,12 +112,15 @@ def _genlab(course: Path, jobs: int, out: Path, **env: str) -> tuple[float, list
     return wall, scores
 
 
-def bench_batch(course: Path, jobs: int, work: Path, no_fork: bool) -> dict:
+def bench_batch(course: Path, jobs: int, work: Path, no_fork: bool, no_template: bool) -> dict:
     genlab, scores = _genlab(course, jobs, work / "genlab-grades")
     extra = {}
     if no_fork:  # every grader its own `python -m autograder.runner.grade_one`
         wall, plain_scores = _genlab(course, jobs, work / "genlab-grades-nofork", GENLAB_FORK_SERVER="0")
         extra = {"genlab_no_fork_server_wall_s": wall, "genlab_no_fork_server_scores": plain_scores}
+    if no_template:  # every sandboxed worker its own `python worker.py`
+        wall, plain_scores = _genlab(course, jobs, work / "genlab-grades-notemplate", GENLAB_WORKER_TEMPLATE="0")
+        extra.update(genlab_no_template_wall_s=wall, genlab_no_template_scores=plain_scores)
     nbg = _run(["nbgrader", "autograde", LAB], course)
     from nbgrader.api import Gradebook
 
@@ -121,6 +128,29 @@ def bench_batch(course: Path, jobs: int, work: Path, no_fork: bool) -> dict:
         nbg_scores = [s.score for s in sorted(gb.find_assignment(LAB).submissions, key=lambda s: s.student.id)]
     return {"n": len(scores), "jobs": jobs, "genlab_wall_s": genlab, "nbgrader_wall_s": nbg,
             "genlab_scores": scores, "nbgrader_scores": nbg_scores, **extra}
+
+
+def bench_lab03(n: int, jobs: int, work: Path) -> dict:
+    """``n`` copies of lab 03's solution, as one batch, with and without the worker template."""
+    subs = work / "lab03"
+    subs.mkdir()
+    solution = next((REPO / "solutions" / "03_transformer").glob("*.ipynb"))
+    for i in range(n):
+        shutil.copyfile(solution, subs / f"student{i:02d}.ipynb")
+    runs = {"template": [], "no_template": []}
+    for i, mode in enumerate(("template", "no_template", "template", "no_template")):
+        out = work / f"lab03-grades-{i}"
+        env = {"GENLAB_WORKER_TEMPLATE": "0"} if mode == "no_template" else {}
+        wall = _run([sys.executable, "-m", "autograder.runner.cli", "grade", "03_transformer", str(subs),
+                     "--out", str(out), "--jobs", str(jobs)], REPO, **env)
+        scores = [json.loads((d / "results.json").read_text())["score"] for d in sorted(out.iterdir())
+                  if (d / "results.json").is_file()]
+        if scores != [100.0] * n:
+            raise SystemExit(f"lab 03's solution did not score 100 in every copy ({mode}): {scores}")
+        runs[mode].append(wall)
+    best = {mode: min(walls) for mode, walls in runs.items()}
+    return {"n": n, "jobs": jobs, "walls_s": runs, "template_wall_s": best["template"],
+            "no_template_wall_s": best["no_template"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary course folder")
     p.add_argument("--no-fork-too", action="store_true",
                    help="also time the batch with GENLAB_FORK_SERVER=0 (a fresh python per grader)")
+    p.add_argument("--no-template-too", action="store_true",
+                   help="also time the batch with GENLAB_WORKER_TEMPLATE=0 (a fresh python per worker)")
+    p.add_argument("--lab03", type=int, default=6, metavar="N",
+                   help="copies of lab 03's solution graded with and without the worker template (0: skip)")
     args = p.parse_args(argv)
     if not (FIXTURE / "lab.toml").is_file():
         raise SystemExit(f"the fixture lab is missing: {FIXTURE}")
@@ -140,13 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         load0 = os.getloadavg()[0]
         course, one = make_course(work, args.batch)
         singles = bench_singles(one, args.singles, work)
-        batch = bench_batch(course, args.jobs, work, args.no_fork_too)
+        batch = bench_batch(course, args.jobs, work, args.no_fork_too, args.no_template_too)
+        lab03 = bench_lab03(args.lab03, args.jobs, work) if args.lab03 else None
         load1 = os.getloadavg()[0]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     report = {
-        "lab": LAB, "singles": singles, "batch": batch,
+        "lab": LAB, "singles": singles, "batch": batch, "lab03": lab03,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min_start": round(load0, 2), "loadavg_1min_end": round(load1, 2)},
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -162,10 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         *([(f"batch of {b['n']}: genlab grade --jobs {b['jobs']}, GENLAB_FORK_SERVER=0",
             f"{b['genlab_no_fork_server_wall_s']:.1f} s  ({b['genlab_no_fork_server_wall_s'] / b['n']:.2f} "
             "s/submission)")] if "genlab_no_fork_server_wall_s" in b else []),
+        *([(f"batch of {b['n']}: genlab grade --jobs {b['jobs']}, GENLAB_WORKER_TEMPLATE=0",
+            f"{b['genlab_no_template_wall_s']:.1f} s  ({b['genlab_no_template_wall_s'] / b['n']:.2f} "
+            "s/submission)")] if "genlab_no_template_wall_s" in b else []),
         (f"batch of {b['n']}: nbgrader autograde", f"{b['nbgrader_wall_s']:.1f} s"
          f"  ({b['nbgrader_wall_s'] / b['n']:.2f} s/submission)"),
         ("ratio nbgrader / genlab", f"{b['nbgrader_wall_s'] / b['genlab_wall_s']:.2f}x"),
     ]
+    if lab03:
+        t, f = lab03["template_wall_s"], lab03["no_template_wall_s"]
+        rows += [
+            (f"lab 03, batch of {lab03['n']} solutions (best of 2): worker template", f"{t:.1f} s  ({t / lab03['n']:.2f} s/submission)"),
+            (f"lab 03, batch of {lab03['n']} solutions (best of 2): GENLAB_WORKER_TEMPLATE=0", f"{f:.1f} s  ({f / lab03['n']:.2f} s/submission)"),
+            ("ratio without / with the template", f"{f / t:.2f}x"),
+        ]
     width = max(len(r[0]) for r in rows)
     print(f"grading throughput, fixture lab ({os.cpu_count()} CPUs, load {load0:.1f} -> {load1:.1f})")
     for name, value in rows:

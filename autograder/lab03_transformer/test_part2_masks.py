@@ -5,7 +5,6 @@ import torch
 from autograder import kit
 from genlab.checks import lab03_bugs as bugs
 
-
 CAUSAL_LENGTHS = (5, 16, 2, 1)  # longest first: at T = 1 several bugs give the same mask (tests/lab03 checks)
 
 

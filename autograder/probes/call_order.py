@@ -54,7 +54,7 @@ def _grads(tensors):
 
 
 def _changed(tensors, before):
-    for t, old in zip(tensors, before):
+    for t, old in zip(tensors, before, strict=True):
         new = t.grad
         if new is None:
             continue

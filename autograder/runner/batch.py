@@ -19,7 +19,10 @@ Each submission is graded by ``grade_one`` in a process of its own. On Linux tha
 is forked from a fork server (``fork_server.py``, driven through ``fork_client.py``) that
 has already imported torch, pytest and the runner and never grades anything itself, which
 saves the seconds those imports take per submission; ``GENLAB_FORK_SERVER=0`` starts a
-fresh ``python -m autograder.runner.grade_one`` per submission instead.
+fresh ``python -m autograder.runner.grade_one`` per submission instead. With the fork server
+the batch also starts the lab's worker template (``zygote.py``), so that each sandboxed
+worker is forked with torch and lightning already imported (``GENLAB_WORKER_TEMPLATE=0``:
+each worker starts its own Python).
 """
 from __future__ import annotations
 
@@ -36,11 +39,15 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from . import zygote
 from .discover import Handin
+from .errors import LabError, SandboxError
 from .fork_client import Forked, ForkServer
+from .lab import Lab
 from .launcher import PlainProcess, tail
 from .results import SubmissionResult
 from .store import BatchError, DirLock, ResultStore, fingerprint, reserved, reserved_problem
+from .zygote import WorkerTemplate
 
 __all__ = ["BatchError", "BatchInterrupted", "BatchOutcome", "LabInfo", "ResultStore", "grade_batch",
            "grade_one_command"]
@@ -75,14 +82,17 @@ class LabInfo:
 GradeCommand = Callable[[LabInfo, Path, str, Path], list[str]]
 
 
-def grade_one_args(lab: LabInfo, notebook: Path, student: str, out: Path) -> list[str]:
-    """``grade_one``'s arguments: ``LAB NOTEBOOK --student S --out OUT --log LOG``."""
-    return [lab.ref, str(notebook), "--student", student, "--out", str(out), "--log", str(detail_log(out))]
+def grade_one_args(lab: LabInfo, notebook: Path, student: str, out: Path,
+                   parts: tuple[str, ...] | None = None) -> list[str]:
+    """``grade_one``'s arguments: ``LAB NOTEBOOK --student S --out OUT --log LOG [--parts P,Q]``."""
+    args = [lab.ref, str(notebook), "--student", student, "--out", str(out), "--log", str(detail_log(out))]
+    return args + (["--parts", ",".join(parts)] if parts else [])
 
 
-def grade_one_command(lab: LabInfo, notebook: Path, student: str, out: Path) -> list[str]:
+def grade_one_command(lab: LabInfo, notebook: Path, student: str, out: Path,
+                      parts: tuple[str, ...] | None = None) -> list[str]:
     """The real grader: ``python -m autograder.runner.grade_one ARGS`` (see ``grade_one_args``)."""
-    return [sys.executable, "-m", "autograder.runner.grade_one", *grade_one_args(lab, notebook, student, out)]
+    return [sys.executable, "-m", "autograder.runner.grade_one", *grade_one_args(lab, notebook, student, out, parts)]
 
 
 def detail_log(out: Path) -> Path:
@@ -149,7 +159,7 @@ def grade_batch(
     module doc.
 
     ``command(lab, notebook, student, out_json)`` builds the grader's argv (tests inject a
-    fake grader here). With the real grader on Linux, ``fork_server`` (default on, unless
+    fake grader here); for a hand-in with ``parts`` it is also given ``parts=``. With the real grader on Linux, ``fork_server`` (default on, unless
     ``GENLAB_FORK_SERVER=0``) forks each grader from a ``fork_client.ForkServer`` instead
     of starting a new ``python``. Raises ``BatchInterrupted`` on SIGINT/SIGTERM/SIGHUP after stopping
     the running graders; everything finished before that is on disk.
@@ -188,7 +198,9 @@ def grade_batch(
             fork_server = os.environ.get("GENLAB_FORK_SERVER", "1") != "0"
         use_server = (fork_server and command is grade_one_command and sys.platform.startswith("linux")
                       and any(handin.notebook is not None for handin, _ in todo))
-        server = ForkServer(work) if use_server else None
+        template = _start_template(lab, outcome) if use_server else None
+        server = (ForkServer(work, pass_fds=(template.fd,), env=template.environ()) if template
+                  else ForkServer(work)) if use_server else None
 
         def harvest(stopping: bool) -> bool:
             """Record every grader that has exited (or ran past the limit); True if any did."""
@@ -243,10 +255,23 @@ def grade_batch(
                     path.unlink(missing_ok=True)
             if server is not None:
                 server.close()
+            if template is not None:
+                template.close()
             signals.restore()
             bar.close()
     outcome.wall_s = time.monotonic() - t0
     return outcome
+
+
+def _start_template(lab: LabInfo, outcome: BatchOutcome) -> WorkerTemplate | None:
+    """The lab's worker template (``zygote.py``), or None (then every worker starts its own Python)."""
+    if not zygote.enabled():
+        return None
+    try:
+        return WorkerTemplate(Lab.load(lab.ref))
+    except (SandboxError, LabError) as exc:
+        outcome.warnings.append(f"no worker template ({exc}); every worker starts its own Python")
+        return None
 
 
 def _start(lab: LabInfo, handin: Handin, sha: str, work: Path, command: GradeCommand,
@@ -256,9 +281,10 @@ def _start(lab: LabInfo, handin: Handin, sha: str, work: Path, command: GradeCom
     tmp_out = work / f"{tag}.result.json"
     log_path = work / f"{tag}.log"
     if server is not None:
-        proc = server.spawn(grade_one_args(lab, handin.notebook, handin.student, tmp_out), log_path)
+        proc = server.spawn(grade_one_args(lab, handin.notebook, handin.student, tmp_out, handin.parts), log_path)
     else:
-        proc = PlainProcess(command(lab, handin.notebook, handin.student, tmp_out), log_path)
+        extra = {"parts": handin.parts} if handin.parts else {}   # only a parts-aware command is asked
+        proc = PlainProcess(command(lab, handin.notebook, handin.student, tmp_out, **extra), log_path)
     return _Running(handin, sha, proc, tmp_out, log_path, time.monotonic())
 
 

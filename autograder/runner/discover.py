@@ -55,6 +55,7 @@ class Handin:
 
     ``notebook`` is None when ``problem`` is set (nothing usable was submitted).
     ``timestamp`` is nbgrader's ``timestamp.txt`` content when there is one.
+    ``parts``: grade only these hidden-test parts (file stems without ``test_``); None: all.
     """
 
     student: str
@@ -62,6 +63,7 @@ class Handin:
     layout: str  # "file" | "folder" | "nbgrader" | "gradescope"
     problem: str | None = None
     timestamp: str | None = None
+    parts: tuple[str, ...] | None = None
 
 
 @dataclass

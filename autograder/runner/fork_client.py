@@ -28,12 +28,15 @@ class ForkServer:
                "_pytest.python", "_pytest.terminal", "_pytest.runner", "_pytest.fixtures", "_pytest.capture",
                "IPython.core.inputtransformer2")
 
-    def __init__(self, work: Path, module: str = "autograder.runner.grade_one", preload: tuple = PRELOAD):
+    def __init__(self, work: Path, module: str = "autograder.runner.grade_one", preload: tuple = PRELOAD,
+                 pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None):
+        """``pass_fds`` and ``env`` (added to this process's environment) reach every child."""
         self.log_path = work / "fork-server.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 wrap([sys.executable, "-m", "autograder.runner.fork_server", str(work), module, ",".join(preload)]),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                pass_fds=pass_fds, env={**os.environ, **env} if env else None)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.buf = b""
         self.next_id = 0

@@ -51,10 +51,13 @@ def cuda_available() -> bool:
         return False
 
 
-def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | Path | None = None) -> SubmissionResult:
+def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | Path | None = None,
+                   parts: tuple[str, ...] | None = None) -> SubmissionResult:
     """Grade ``notebook`` against ``lab``'s hidden tests. Never raises for a bad submission.
 
     ``log``: a file that receives pytest's output and internal tracebacks (instructor only).
+    ``parts``: run only the tests of these parts (their file stems without ``test_``); the
+    result then holds only those tests, and its maximum is theirs.
     """
     start = time.monotonic()
     result = SubmissionResult(student=student, lab=lab.name, isolation=sandbox.planned_isolation())
@@ -75,7 +78,7 @@ def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | P
             handle = WorkerHandle(lab, prepared.cells, cuda=cuda, deadline=start + lab.limits.total_timeout_s)
             handle.start()   # the cells run while pytest collects the hidden tests
         submission = Submission(handle, lab, broken=broken)
-        plugin = GraderPlugin(submission, cuda=cuda)
+        plugin = GraderPlugin(submission, cuda=cuda, parts=parts)
         exit_code = run_pytest(lab, plugin, logbuf)
         result.tests = list(plugin.outcomes.values())
         logbuf.write("\n".join(plugin.log) + "\n")

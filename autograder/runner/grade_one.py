@@ -1,6 +1,7 @@
 """Grade one notebook in this (fresh) process and write its result as JSON.
 
     python -m autograder.runner.grade_one LAB NOTEBOOK --student S --out result.json [--log grading.log]
+                                          [--parts part1_attention,part3_heads]
 
 ``LAB`` is a lab name (``03_transformer``) or a lab folder. The result file is written
 atomically (a temporary file in the same folder, then ``os.replace``), so a reader never
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", required=True, help="student id, copied into the result")
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
     parser.add_argument("--log", type=Path, default=None, help="instructor log: pytest output, internal tracebacks")
+    parser.add_argument("--parts", default=None, metavar="P,Q",
+                        help="run only these hidden-test parts (file stems without test_); default: all")
     args = parser.parse_args(argv)
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip()) if args.parts else None
 
     # jsonschema (pulled in by nbformat) spends ~1 s compiling a grammar for IRI formats that
     # notebooks never use; skip it in this short-lived process.
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(args.out, result.to_json())
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = grade_notebook(lab, args.notebook, args.student, log=args.log)
+    result = grade_notebook(lab, args.notebook, args.student, log=args.log, parts=parts)
     write_atomic(args.out, result.to_json())
     return 0
 

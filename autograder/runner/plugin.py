@@ -25,9 +25,10 @@ INTERNAL = "internal grader error in this test (reported to the instructor)"
 class GraderPlugin:
     """Registered with ``pytest.main(..., plugins=[GraderPlugin(...)])``."""
 
-    def __init__(self, submission: Submission, cuda: bool):
+    def __init__(self, submission: Submission, cuda: bool, parts: tuple[str, ...] | None = None):
         self._submission = submission
         self.cuda = cuda
+        self.parts = None if parts is None else frozenset(parts)
         self.outcomes: dict[str, TestOutcome] = {}
         self.lab_errors: list[str] = []
         self.log: list[str] = []
@@ -67,9 +68,23 @@ class GraderPlugin:
             self._points[item.nodeid] = points
             if item.get_closest_marker("gpu") is not None:
                 self._gpu.add(item.nodeid)
+        if self.parts is not None and not self.lab_errors:
+            self._select_parts(config, items)
         if self.lab_errors:
             config.hook.pytest_deselected(items=list(items))
             items[:] = []
+
+    def _select_parts(self, config, items) -> None:
+        """Keep only the tests of ``self.parts``; a part the lab does not have is a lab error."""
+        known = {_part(item) for item in items}
+        unknown = sorted(self.parts - known)
+        if unknown:
+            self.lab_errors.append(f"no hidden-test part {', '.join(unknown)}; the lab's parts: {', '.join(sorted(known))}")
+            return
+        dropped = [item for item in items if _part(item) not in self.parts]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if _part(item) in self.parts]
 
     # -- running
     @pytest.hookimpl(tryfirst=True)

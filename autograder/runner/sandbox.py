@@ -62,7 +62,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import codec
+from . import codec, zygote
 from .errors import SandboxError
 from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 from .output_pipe import OutputPipe
@@ -162,7 +162,7 @@ def worker_env(threads: int) -> dict[str, str]:
 class WorkerProcess:
     """A started worker: its process, the grader's ends of the pipes, its private folder."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | zygote.TemplateChild
     req_w: int
     resp_r: int
     folder: Path
@@ -203,6 +203,8 @@ class WorkerProcess:
                 pass
         self.req_w = self.resp_r = -1
         self.output.close()
+        if isinstance(self.proc, zygote.TemplateChild):
+            self.proc.close()
         if self.uid_lock is not None:
             os.close(self.uid_lock)
             self.uid_lock = None
@@ -255,7 +257,11 @@ def _claim_uid() -> tuple[int | None, int | None]:
 
 
 def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
-    """Start a worker for ``lab``; it isolates itself and runs the cells listed in ``init``."""
+    """Start a worker for ``lab``; it isolates itself and runs the cells listed in ``init``.
+
+    Forked from the batch's worker template when this grader has one (``zygote.py``: torch
+    already imported), else started as ``python -s -B worker.py CONFIG``; either way the
+    worker enters the same jail before the submission's first cell."""
     folder = Path(tempfile.mkdtemp(prefix="genlab-worker-"))
     os.chmod(folder, 0o711)
     for name in WORKER_FILES:
@@ -294,17 +300,26 @@ def spawn(lab: Lab, *, init: dict, cuda: bool = False) -> WorkerProcess:
             "threads": limits.threads,
         },
     }
+    env = worker_env(limits.threads)
+    template = None if cuda else zygote.connected()   # CUDA must not be forked into: a fresh Python
+    proc = None
+    if template is not None:
+        try:
+            proc = zygote.spawn(template, cfg=cfg, env=env, cwd=str(folder), fds=(req_r, resp_w, out_fd))
+        except SandboxError:
+            proc = None   # the template stopped: this worker starts its own Python
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-s", "-B", str(folder / "worker.py"), json.dumps(cfg)],
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=out_fd,
-            pass_fds=(req_r, resp_w),
-            env=worker_env(limits.threads),
-            cwd=str(folder),
-            start_new_session=True,
-        )
+        if proc is None:
+            proc = subprocess.Popen(
+                [sys.executable, "-s", "-B", str(folder / "worker.py"), json.dumps(cfg)],
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=out_fd,
+                pass_fds=(req_r, resp_w),
+                env=env,
+                cwd=str(folder),
+                start_new_session=True,
+            )
     except OSError as exc:
         for fd in (req_r, req_w, resp_r, resp_w, out_fd, out_r):
             os.close(fd)

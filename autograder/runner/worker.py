@@ -41,14 +41,14 @@ import types
 
 if __package__:  # imported as autograder.runner.worker (the grader's own tests)
     from . import codec, framing
-    from .worker_blockers import Blockers, ReferenceUsedError, blocked_name
+    from .worker_blockers import Blockers, GuardedNamespace, ReferenceUsedError, blocked_name
     from .worker_ipython import Shell
     from .worker_output import CappedWriter
     from .worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 else:  # run as a script from the temporary folder the grader copied it to
     import codec
     import framing
-    from worker_blockers import Blockers, ReferenceUsedError, blocked_name
+    from worker_blockers import Blockers, GuardedNamespace, ReferenceUsedError, blocked_name
     from worker_ipython import Shell
     from worker_output import CappedWriter
     from worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
@@ -124,7 +124,7 @@ class Worker:
         self.channel = Channel(cfg["fds"]["req"], cfg["fds"]["resp"], self.limits)
         self.handles = Handles()
         self.blockers = Blockers(cfg.get("workdir", os.getcwd()))
-        ours = [__file__, cfg.get("jail_file", ""), framing.__file__, codec.__file__] + [
+        ours = [__file__, cfg.get("jail_file", ""), cfg.get("zygote_file", ""), framing.__file__, codec.__file__] + [
             getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter, Shell)
         ]
         self.blockers.trusted.update(p for f in ours if f for p in (f, os.path.abspath(f)))
@@ -332,29 +332,6 @@ class Worker:
         return self._student(lambda: run(view, **kwargs), strict=True)
 
 
-class GuardedNamespace(dict):
-    """The notebook's namespace as a probe sees it: a name bound to a blocked reference
-    (``from genlab.x import ref``) raises ``ReferenceUsedError`` when the probe looks it up,
-    so a probe, which is trusted code, never runs the reference on the student's behalf."""
-
-    def __init__(self, namespace: dict, blockers: Blockers):
-        super().__init__(namespace)
-        self._blockers = blockers
-
-    def _checked(self, name, value):
-        shown = blocked_name(value)
-        if shown is not None:
-            self._blockers.hits.append(shown)
-            raise ReferenceUsedError(f"{name} is the reference implementation {shown}; write your own implementation")
-        return value
-
-    def __getitem__(self, name):
-        return self._checked(name, super().__getitem__(name))
-
-    def get(self, name, default=None):
-        return self._checked(name, super().get(name, default))
-
-
 # ---------------------------------------------------------------- notebook helpers
 def run_cell(python: str, filename: str, namespace: dict) -> None:
     """Run one cell's Python (IPython syntax already transformed) the way a kernel does:
@@ -378,8 +355,14 @@ _torch = _numpy = None
 
 
 def main():
+    start(json.loads(sys.argv[1]))
+
+
+def start(cfg: dict) -> None:
+    """Read the init file, enter the jail, import torch and run the worker (never returns
+    normally: the worker exits when the grader closes the pipe). ``worker_zygote.py`` calls
+    this in each child it forks, with torch already imported."""
     global _torch, _numpy
-    cfg = json.loads(sys.argv[1])
     with open(cfg["init"], encoding="utf-8") as fh:  # read before dropping privileges
         init = json.load(fh)
     here = os.path.dirname(os.path.abspath(__file__))

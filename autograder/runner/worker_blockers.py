@@ -100,6 +100,7 @@ class Blockers:
         self.hits: list[str] = []
         self.trusted: set[str] = set()
         self._cache: dict[str, bool] = {}
+        self._made: dict | None = None   # while ``install`` runs: the wrappers it made
         self._workdir = os.path.realpath(workdir) + os.sep
         # Where the submission can write: code found there is the submission's.
         self._roots = tuple(os.path.realpath(p) + os.sep for p in {workdir, "/tmp", "/var/tmp", "/dev/shm"})
@@ -140,6 +141,7 @@ class Blockers:
         others when they are first imported (an import hook), so a lab that blocks a part of
         a heavy module (lightning...) costs nothing unless the submission imports it."""
         warnings, later = [], {}
+        self._made = {}
         for ref in refs:
             modname = ref.partition(":")[0]
             self._add_library_package(modname.partition(".")[0])
@@ -147,6 +149,8 @@ class Blockers:
                 warnings += self._block(ref)
             else:
                 later.setdefault(modname, []).append(ref)
+        made, self._made = self._made, None
+        _replace_everywhere(made)   # re-exports by other packages imported already (lightning...)
         if later:
             sys.meta_path.insert(0, _BlockOnImport(self, later))
         return warnings
@@ -190,6 +194,8 @@ class Blockers:
             setattr(owner, name, wrapper)
         if "." not in attrpath:
             self._replace_reexports(modname.split(".")[0], original, wrapper)
+            if self._made is not None:
+                self._made[id(original)] = (original, wrapper)
         return []
 
     def _wrap(self, original, shown):
@@ -246,6 +252,24 @@ class Blockers:
                         pass
 
 
+def _replace_everywhere(made: dict) -> None:
+    """Put each wrapper in place of its original wherever an imported module holds it
+    (``made``: ``id(original) -> (original, wrapper)``); one pass over every module."""
+    if not made:
+        return
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            pair = made.get(id(value))
+            if pair is not None and pair[0] is value:
+                try:
+                    setattr(module, key, pair[1])
+                except (AttributeError, TypeError):
+                    pass
+
+
 class _BlockOnImport:
     """A meta path finder that patches blocked references right after their module runs."""
 
@@ -284,3 +308,26 @@ class _PatchingLoader:
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
+
+
+class GuardedNamespace(dict):
+    """The notebook's namespace as a probe sees it: a name bound to a blocked reference
+    (``from genlab.x import ref``) raises ``ReferenceUsedError`` when the probe looks it up,
+    so a probe, which is trusted code, never runs the reference on the student's behalf."""
+
+    def __init__(self, namespace: dict, blockers: Blockers):
+        super().__init__(namespace)
+        self._blockers = blockers
+
+    def _checked(self, name, value):
+        shown = blocked_name(value)
+        if shown is not None:
+            self._blockers.hits.append(shown)
+            raise ReferenceUsedError(f"{name} is the reference implementation {shown}; write your own implementation")
+        return value
+
+    def __getitem__(self, name):
+        return self._checked(name, super().__getitem__(name))
+
+    def get(self, name, default=None):
+        return self._checked(name, super().get(name, default))

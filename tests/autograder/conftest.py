@@ -12,8 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.runner import zygote
 from autograder.runner.grade import grade_notebook
 from autograder.runner.lab import Lab
+from autograder.runner.zygote import WorkerTemplate
 
 collect_ignore = ["fixture_lab"]
 
@@ -32,6 +34,29 @@ LEAK_MARKERS = ("HIDDEN-CANARY", "31337", "def test_", "submission.function", "T
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     return Lab.load(FIXTURE)
+
+
+@pytest.fixture(scope="session")
+def _template(lab):
+    template = WorkerTemplate(lab)
+    yield template
+    template.close()
+
+
+@pytest.fixture(autouse=True, params=["template"])
+def spawn_mode(request, monkeypatch):
+    """How workers start: forked from a worker template (``zygote.py``, as in a batch; the
+    default here) or, for the tests that parametrise this fixture with ``python``, as a
+    fresh ``python worker.py`` (a single ``grade_one``, GPU workers)."""
+    if request.param == "template":
+        monkeypatch.setenv(zygote.ENV_FD, str(request.getfixturevalue("_template").fd))
+    else:
+        monkeypatch.delenv(zygote.ENV_FD, raising=False)
+    return request.param
+
+
+#: ``@both_spawn_modes`` on a test: run it with template-forked workers and with fresh ones.
+both_spawn_modes = pytest.mark.parametrize("spawn_mode", ["template", "python"], indirect=True)
 
 
 def grade_id(cell) -> str | None:

@@ -22,6 +22,7 @@ from .conftest import (
     FIXTURE,
     FULL_MARKS,
     assert_no_leak,
+    both_spawn_modes,
     lab_copy,
     solution_sources,
     solved_release,
@@ -177,10 +178,11 @@ def test_cpu_time_limit(tmp_path, grade):
     lab = lab_copy(tmp_path, limits={"cpu_s": 8, "setup_timeout_s": 30})
     result = grade(solved_release({"spin": "while True:\n    pass\n"}), lab_=lab)
     assert result.score == FULL_MARKS
-    assert any("used up its CPU time limit (8 s)" in i for i in result.notebook_issues)
+    assert any("used up its CPU time limit (8 s)" in i for i in result.notebook_issues), result.notebook_issues
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="no address-space limit when CUDA is used")
+@both_spawn_modes
 def test_memory_bombs_fail_only_themselves(grade):
     result = grade(solved_release({
         "softmax": "def softmax(x):\n    hog = []\n    while True:\n        hog.append(bytes(10**8))\n",
@@ -204,6 +206,7 @@ def _processes_named(name: str) -> list[str]:
     return found
 
 
+@both_spawn_modes
 def test_fork_bomb_is_contained_and_cleaned_up(grade):
     name = "fb" + uuid.uuid4().hex[:10]
     bomb = (
@@ -232,6 +235,7 @@ def _exfiltrate(code: str) -> str:
     return code + "\ndef add(a, b):\n    raise ValueError('REPORT:' + REPORT)\n"
 
 
+@both_spawn_modes
 def test_hidden_tests_and_grader_cannot_be_read(tmp_path, lab):
     targets = [str(FIXTURE / "test_add.py"), str(AUTOGRADER_DIR / "runner" / "grade.py"),
                str(FIXTURE / "source" / "fixture.ipynb")]
@@ -260,6 +264,7 @@ def test_hidden_tests_and_grader_cannot_be_read(tmp_path, lab):
     assert result.score == FULL_MARKS - 2
 
 
+@both_spawn_modes
 def test_no_network(tmp_path, lab):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -156,7 +156,7 @@ def test_star_of_a_module_without_functions_is_a_warning(package, tmp_path):
 def test_aliases_and_subclasses_of_a_reference_are_named(package, tmp_path):
     """A name the notebook bound to a reference, or a class that only derives from one, is the
     reference: the worker refuses it to a probe (trusted code) as well as to a hidden test."""
-    from autograder.runner.worker import GuardedNamespace
+    from autograder.runner.worker_blockers import GuardedNamespace
 
     blockers = B.Blockers(str(tmp_path))
     assert blockers.install(["refpkg.impl:ref", "refpkg.impl:Ref"]) == []

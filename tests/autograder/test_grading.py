@@ -225,6 +225,7 @@ def test_hidden_test_api(tmp_path, grade):
     assert "cell 14 raised ZeroDivisionError: division by zero" in result.notebook_issues[0]
 
 
+@pytest.mark.parametrize("spawn_mode", ["python"], indirect=True)   # a template has torch imported already
 def test_a_worker_that_cannot_start_is_an_internal_error(tmp_path):
     lab = lab_copy(tmp_path, limits={"memory_mb": 600})   # far too little to import torch
     log = tmp_path / "log.txt"

@@ -14,8 +14,8 @@ from torch import nn
 
 from autograder.runner.lab import AUTOGRADER_DIR
 from genlab.checks import lab03 as checks
-from genlab.checks.kit import close
 from genlab.checks import lab03_bugs as bugs
+from genlab.checks.kit import close
 
 HIDDEN = AUTOGRADER_DIR / "lab03_transformer"
 
@@ -276,7 +276,7 @@ def _first_named(sizes, right, wrong, name):
 @pytest.mark.parametrize("sizes", [checks.POSITION_SIZES, _hidden("test_part4_positions").SIZES], ids=["public", "hidden"])
 def test_every_sinusoid_bug_is_named_at_its_first_differing_size(sizes):
     for variant, hint in bugs.SINUSOID_BUGS:
-        got = _first_named(sizes, bugs.sinusoid_formula, lambda T, d: bugs.sinusoid_formula(T, d, variant).float(),
+        got = _first_named(sizes, bugs.sinusoid_formula, lambda T, d, variant=variant: bugs.sinusoid_formula(T, d, variant).float(),
                            bugs.name_sinusoid_bug)
         assert got == hint, (variant, got)
 

@@ -6,8 +6,9 @@ nbgrader ``grade_id``: a mutant by text replacements (so it breaks loudly with
 ``MutantDrift`` when the solution changes under it), a variant or cheat by a whole new cell.
 
 The harness finds every lab by its ``autograder/<folder>/lab.toml``, grades all of a lab's
-cases as one batch (``genlab grade``, the fork server, two jobs), and runs each case's cell
-through the notebook's own public check in this process, as a student would.
+cases as one batch (``grade_batch``, the fork server, two jobs; a mutant or a cheat on its
+own parts only), and runs each case's cell through the notebook's own public check in this
+process, as a student would.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import functools
 import importlib
 import io
 import os
-import subprocess
-import sys
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from autograder.runner.batch import LabInfo, grade_batch
+from autograder.runner.discover import Handin
 from autograder.runner.lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 from autograder.runner.results import SubmissionResult
 
@@ -165,33 +166,48 @@ _GRADED: dict[str, dict[str, SubmissionResult]] = {}
 def grade_cases(lab: LabCases, workdir: Path) -> dict[str, SubmissionResult]:
     """Grade the solution, the release and every case of ``lab`` as one batch (cached per process).
 
-    Runs ``genlab grade LAB folder --jobs 2`` as an instructor would; results by student,
-    where the student is ``solution``, ``release`` or the case's name.
+    ``grade_batch`` with the fork server and two jobs, as ``genlab grade LAB folder --jobs 2``
+    does. The solution, the release and the variants run every hidden test; a mutant or a
+    cheat only the tests of the parts it names, since only those are checked (a lab's slow
+    training tests then run for the cases that concern them). Results by student, where the
+    student is ``solution``, ``release`` or the case's name.
     """
     if lab.name in _GRADED:
         return _GRADED[lab.name]
     subs = workdir / "submitted"
     subs.mkdir(parents=True, exist_ok=True)
-    (subs / "solution.ipynb").write_bytes(lab.solution.read_bytes())
-    (subs / "release.ipynb").write_bytes(lab.release.read_bytes())
+    handins = []
+    for student, source in (("solution", lab.solution), ("release", lab.release)):
+        (subs / f"{student}.ipynb").write_bytes(source.read_bytes())
+        handins.append(Handin(student, subs / f"{student}.ipynb", "file"))
     for case in lab.cases:
-        lab.write_case(case, subs / f"{case.name}.ipynb")
+        notebook = lab.write_case(case, subs / f"{case.name}.ipynb")
+        handins.append(Handin(case.name, notebook, "file", parts=getattr(case, "parts", None)))
     out = workdir / "grades"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
-    proc = subprocess.run([sys.executable, "-m", "genlab", "grade", lab.name, str(subs), "--out", str(out),
-                           "--jobs", "2"], capture_output=True, text=True, env=env, timeout=1800)
+    with _outside_pytest():
+        outcome = grade_batch(LabInfo.from_lab(lab.lab), handins, out, jobs=2, progress=False)
     results = {}
-    for path in sorted(out.glob("*/result.json")):
-        result = SubmissionResult.from_json(path.read_text(encoding="utf-8"))
-        log = path.parent / "grader.log"
+    for student, result in outcome.results.items():
+        log = out / student / "grader.log"
         result.log = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""  # type: ignore[attr-defined]
-        results[path.parent.name] = result
+        results[student] = result
     expected = {"solution", "release", *(c.name for c in lab.cases)}
     if not expected <= set(results):
-        raise AssertionError(f"genlab grade {lab.name} left {sorted(expected - set(results))} ungraded "
-                             f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"grading {lab.name} left {sorted(expected - set(results))} ungraded "
+                             f"(failed: {outcome.failed}; warnings: {outcome.warnings})")
     _GRADED[lab.name] = results
     return results
+
+
+@contextmanager
+def _outside_pytest():
+    """The graders (forked from a server started here) see no trace of this pytest run."""
+    saved = {k: os.environ.pop(k) for k in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_CURRENT_TEST")
+             if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def summary(result: SubmissionResult) -> str:

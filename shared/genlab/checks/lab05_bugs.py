@@ -314,7 +314,7 @@ def manual_backward_bug(record: dict) -> str | None:
 
 def zero_grad_bug(record: dict) -> str | None:
     """None if every update's gradients came from exactly one backward (its own loss's)."""
-    for n, (who, step, source) in enumerate(_steps(record)):
+    for n, (who, step, _source) in enumerate(_steps(record)):
         count = len(step.get("grads_from", []))
         if count == 0:
             if who == "G":
