@@ -10,7 +10,7 @@ export MPLBACKEND := Agg
 # training ~13x slower (benchmarks/README.md).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test labs bench lint clean
+.PHONY: demo test labs bench gpu-check lint clean
 
 # constraints.txt: the exact versions this machine needs; pyproject.toml holds only ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -31,6 +31,11 @@ labs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# on a CUDA machine: the gpu-marked tests, every lab's hidden GPU tests against its solution,
+# 16-mixed vs 32-true per model; runs/bench/gpu_check.json (without CUDA it says so and exits 0)
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared autograder tests benchmarks

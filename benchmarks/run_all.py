@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BENCHMARKS = ("dates_accuracy", "gpt_lightning_overhead", "gpt_speed", "gpt_precision", "grading_throughput",
-              "rnn_lm_quality", "seq2seq_dates", "vae_digits", "gan_ring")
+              "rnn_lm_quality", "seq2seq_dates", "vae_digits", "gan_ring", "ddp_scaling", "gpu_check")
 
 
 def main(names: list[str]) -> int:
