@@ -9,8 +9,9 @@
   the graded parts, and a student who reads them can copy one; the hidden tests use other
   inputs, and the grader's similarity report is what catches copied code. Removing them
   needs checks that compare against answers recorded at release time (not done yet).
-- ``audience="worker"`` (the grader's worker, issue 16): every entry is stubbed, the checks'
-  oracles included (the worker skips the check cells).
+- ``audience="worker"``: every entry is stubbed, the checks' oracles included. The grader's
+  worker does not use it (``autograder/runner/worker_library.py`` builds the student copy):
+  the probes, which run in the worker, build on the checks' helpers (lab 01's ``ProbeLM``).
 
 The full library in the repository is never modified.
 """

@@ -5,9 +5,11 @@ temporary folder and starts ``python -s -B worker.py CONFIG`` with a scrubbed en
 (``PATH``, ``LANG``, ``MPLBACKEND=Agg``, ``OMP_NUM_THREADS`` and friends,
 ``PYTHONHASHSEED=0``; ``HOME`` and ``TMPDIR`` point at the worker's own folder), in a new
 session, with stdin from ``/dev/null`` and stdout/stderr going into a pipe that the grader
-drains, keeping only its tail (``output_pipe.py``). The worker imports the very ``genlab``
-the grader imported (``library_paths``), whatever the layout: a checkout with an editable
-install, Gradescope's container, or the zip unpacked elsewhere for a local trial. Before
+drains, keeping only its tail (``output_pipe.py``). The worker imports a copy of the
+``genlab`` the grader imported with every graded part stubbed (``library_paths``,
+``worker_library.py``), whatever the layout: a checkout with an editable install,
+Gradescope's container, or the zip unpacked elsewhere for a local trial; the full library
+is hidden from it. Before
 any submission code runs, the worker isolates itself (``jail.py``). Every
 ``SubmissionResult`` carries the sentence that says exactly what was applied (``isolation``).
 ``GENLAB_SANDBOX`` chooses: ``auto`` (default), ``userns`` (the unprivileged path even as
@@ -62,7 +64,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import codec, zygote
+from . import codec, worker_library, zygote
 from .errors import SandboxError
 from .lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 from .output_pipe import OutputPipe
@@ -92,9 +94,10 @@ def planned_isolation() -> str:
 
 
 def hidden_paths(lab: Lab, exposed: list[str] | None = None) -> list[str]:
-    """Folders that show up empty inside the sandbox: the grader, the hidden tests, and any
-    installed copy of the ``autograder`` package inside a folder the worker sees."""
-    found = [AUTOGRADER_DIR, lab.folder]
+    """Folders that show up empty inside the sandbox: the grader, the hidden tests, the full
+    library (the worker imports the stubbed copy), and any installed copy of the
+    ``autograder`` package inside a folder the worker sees."""
+    found = [AUTOGRADER_DIR, lab.folder, *map(Path, full_library_paths())]
     for folder in exposed if exposed is not None else exposed_paths():
         copy = Path(folder) / "autograder"
         if copy.is_dir() and not copy.is_symlink():
@@ -103,12 +106,18 @@ def hidden_paths(lab: Lab, exposed: list[str] | None = None) -> list[str]:
 
 
 def library_paths() -> list[str]:
-    """The folder that holds the ``genlab`` package the grader imported: the worker puts it
-    first on its ``sys.path`` so that it imports the same library in every layout."""
+    """The folder that holds the worker's ``genlab``: a copy of the grader's library with every
+    graded part stubbed (``worker_library.py``). The worker puts it first on its ``sys.path``
+    and sees no other copy, whatever the layout."""
+    return [str(worker_library.worker_library())]
+
+
+def full_library_paths() -> list[str]:
+    """The folders of the full ``genlab`` the grader imported (hidden from the worker)."""
     spec = importlib.util.find_spec("genlab")
     if spec is None or not spec.submodule_search_locations:
         return []
-    return list(dict.fromkeys(os.path.dirname(os.path.realpath(p)) for p in spec.submodule_search_locations))
+    return list(dict.fromkeys(os.path.realpath(p) for p in spec.submodule_search_locations))
 
 
 def covered_paths() -> list[str]:
@@ -119,8 +128,8 @@ def covered_paths() -> list[str]:
 
 def exposed_paths() -> list[str]:
     """Folders the worker must read: the interpreter, its standard library and
-    site-packages, and the genlab package. Nothing else from ``sys.path`` (the current
-    folder, test folders) is exposed."""
+    site-packages, and the worker's stubbed genlab. Nothing else from ``sys.path`` (the
+    current folder, test folders) is exposed."""
     prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     paths = set(prefixes) | {os.path.dirname(os.path.realpath(sys.executable))}
     for entry in sys.path:
@@ -130,9 +139,7 @@ def exposed_paths() -> list[str]:
             or os.path.basename(real) in ("site-packages", "dist-packages")
         ):
             paths.add(real)
-    spec = importlib.util.find_spec("genlab")
-    if spec is not None and spec.submodule_search_locations:
-        paths.update(os.path.realpath(p) for p in spec.submodule_search_locations)
+    paths.update(os.path.realpath(p) for p in library_paths())
     root = os.path.realpath(REPO_ROOT)
     return sorted(p for p in paths if os.path.isdir(p) and not (root == p or root.startswith(p + os.sep)))
 
