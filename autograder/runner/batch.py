@@ -256,6 +256,9 @@ def grade_batch(
             if server is not None:
                 server.close()
             if template is not None:
+                why = template.stopped()
+                if why:
+                    outcome.warnings.append(f"the worker template stopped ({why}); workers started their own Python")
                 template.close()
             signals.restore()
             bar.close()

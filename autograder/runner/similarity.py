@@ -162,9 +162,16 @@ def solution_notebook(lab: Lab) -> Path | None:
 
 
 def references(lab: Lab) -> dict[str, frozenset[int]]:
-    """``"module.name" -> fingerprints`` of every function and class the lab blocks."""
+    """``"module.name" -> fingerprints`` of every function and class the lab blocks.
+
+    genlab's own modules are read as source (``ast``), not imported: importing them would pull
+    in lightning and the models, seconds of every ``genlab grade`` spent before the report."""
     out = {}
     for ref in lab.blocked:
+        modname, _, attr = ref.partition(":")
+        if modname.split(".")[0] == "genlab":
+            out.update(_library_sources(modname, attr))
+            continue
         try:
             singles = worker_blockers.expand(ref)
         except Exception:
@@ -179,6 +186,40 @@ def references(lab: Lab) -> dict[str, frozenset[int]]:
             except Exception:   # builtins, C functions (torch's own): nothing to compare with
                 continue
             out[f"{modname}.{attr}"] = fingerprints(textwrap.dedent(source))
+    return out
+
+
+def _library_sources(modname: str, attr: str) -> dict[str, frozenset[int]]:
+    """Fingerprints of ``attr`` (``*``: every public function and class, or ``__all__``) in the
+    genlab module ``modname``, read from its file; {} when the module or name is missing."""
+    from autograder.release.library import LIBRARY, module_file
+    from autograder.release.stubs import StubError
+
+    try:
+        path = module_file(LIBRARY, modname)
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (StubError, OSError, SyntaxError, ValueError):
+        return {}
+    defs = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    if attr == "*":
+        listed = next((ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                       and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)), None)
+        names = [n for n in (listed or defs) if n in defs and (listed or not n.startswith("_"))]
+    else:
+        names = [attr]
+    out = {}
+    for name in names:
+        node: ast.AST | None = defs.get(name.split(".")[0])
+        for part in name.split(".")[1:]:
+            body = getattr(node, "body", [])
+            node = next((n for n in body if getattr(n, "name", None) == part), None)
+        if node is None:
+            continue
+        first = min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])   # as inspect does
+        segment = "\n".join(source.splitlines()[first - 1:node.end_lineno]) + "\n"
+        if segment.strip():
+            out[f"{modname}.{name}"] = fingerprints(textwrap.dedent(segment))
     return out
 
 

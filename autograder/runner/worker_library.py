@@ -70,7 +70,7 @@ def worker_library(cache: Path | None = None) -> Path:
             stub_library(work, labs, audience="student", source=source)
         except StubError as exc:
             raise LabError(f"the worker's library could not be built: {exc}") from None
-        for root, dirs, files in os.walk(work):
+        for root, _dirs, files in os.walk(work):
             os.chmod(root, 0o755)
             for name in files:
                 os.chmod(os.path.join(root, name), 0o644)

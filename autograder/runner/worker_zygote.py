@@ -194,9 +194,7 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if p != here]
     sys.path[:0] = [p for p in cfg.get("library", []) if p not in sys.path]
     preload(cfg.get("preload", []))
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    serve(listener)
+    serve(listener)   # requests sent meanwhile wait in the socket
 
 
 if __name__ == "__main__":

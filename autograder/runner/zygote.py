@@ -4,7 +4,8 @@ A worker started as ``python worker.py`` spends seconds importing torch (and lig
 a test trains) before it runs the first cell; a batch pays that for every submission. So the
 batch starts one *template* per lab (``WorkerTemplate``: ``worker_zygote.py``, the worker's
 own files in a private folder, the worker's scrubbed environment), which imports the heavy
-libraries once, outside any sandbox and before any submission exists. Each grader then asks
+libraries once (while the fork server starts), outside any sandbox and before any submission
+exists. Each grader then asks
 it for a worker (``spawn``) instead of starting a Python: the template forks, and the child
 enters the same jail a fresh worker enters (``jail.enter``: namespaces, mounts, limits, its
 own uid) before it reads a line of the submission. What a child inherits is only the
@@ -37,8 +38,9 @@ ENV_SWITCH = "GENLAB_WORKER_TEMPLATE"
 #: blockers patch re-exports of modules already imported, but keeping the library's own
 #: modules to the child's first import keeps its blocking exactly that of a fresh worker.
 PRELOAD = ("torch", "numpy", "matplotlib", "matplotlib.pyplot", "lightning")
-READY_TIMEOUT_S = 180.0
-REPLY_TIMEOUT_S = 30.0
+#: How long a grader waits for its worker's pid: the first requests wait while the template
+#: still imports (it starts alongside the fork server and reads requests once it is ready).
+REPLY_TIMEOUT_S = 180.0
 
 
 def enabled() -> bool:
@@ -67,7 +69,7 @@ class WorkerTemplate:
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-s", "-B", str(self.folder / "worker_zygote.py"), json.dumps(cfg)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),),
                     env=env, cwd=str(self.folder), start_new_session=True)
         except OSError as exc:
             ours.close()
@@ -75,15 +77,12 @@ class WorkerTemplate:
             raise SandboxError(f"could not start the worker template: {exc}") from None
         finally:
             theirs.close()
-        self._wait_ready()
 
-    def _wait_ready(self) -> None:
-        readable, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT_S)
-        line = self.proc.stdout.readline() if readable else b""
-        if line.strip() != b"ready":
-            why = self.failure() or "no message"
-            self.close()
-            raise SandboxError(f"the worker template did not start ({why})")
+    def stopped(self) -> str | None:
+        """Why the template stopped early (its last log line), or None while it runs."""
+        if self.proc.poll() is None:
+            return None
+        return self.failure() or f"exit code {self.proc.returncode}"
 
     @property
     def fd(self) -> int:
@@ -112,8 +111,6 @@ class WorkerTemplate:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

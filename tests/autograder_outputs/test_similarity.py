@@ -94,3 +94,35 @@ def test_the_report_is_the_instructors_only(tmp_path, monkeypatch, capsys):
     for student in ("ann", "ben"):
         for path in (out / student).iterdir():
             assert "imilar" not in path.read_text(), path
+
+
+def test_library_references_are_read_from_source_as_inspect_reads_them():
+    """genlab's blocked references are fingerprinted from their files, without importing the
+    models (and lightning) they live beside, and exactly as ``inspect.getsource`` gives them."""
+    import importlib
+    import subprocess
+    import sys
+    import textwrap
+
+    from autograder.runner.lab import AUTOGRADER_DIR
+
+    lab = Lab.load(AUTOGRADER_DIR / "lab03_transformer")
+    refs = similarity.references(lab)
+    library = {k: v for k, v in refs.items() if k.startswith("genlab.")}
+    assert "genlab.nn.attention.MultiHeadAttention" in library and len(library) >= 10
+    for key, prints in library.items():
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+                break
+            except ImportError:
+                continue
+        for name in rest:
+            obj = getattr(obj, name)
+        assert prints == similarity.fingerprints(textwrap.dedent(inspect.getsource(obj))), key
+    code = ("import sys; from autograder.runner import similarity; from autograder.runner.lab import Lab, AUTOGRADER_DIR; "
+            "similarity.references(Lab.load(AUTOGRADER_DIR / 'lab05_gan')); "
+            "print(sorted(m for m in ('lightning', 'genlab.models.gan') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
