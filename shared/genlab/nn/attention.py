@@ -134,6 +134,18 @@ def kv_cache_step(
     return out, k_all, v_all
 
 
+def head_size(owner: str, d_model: int, n_heads: int) -> int:
+    """``d_model // n_heads``, or a ValueError naming ``owner`` when the split is impossible."""
+    if d_model <= 0 or n_heads <= 0:
+        raise ValueError(f"{owner}: d_model and n_heads must be positive, got {d_model}, {n_heads}.")
+    if d_model % n_heads:
+        raise ValueError(
+            f"{owner}: d_model={d_model} is not divisible by n_heads={n_heads}; "
+            "each head gets d_model // n_heads features, so pick n_heads dividing d_model."
+        )
+    return d_model // n_heads
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate q/k/v/out projections.
 
@@ -145,16 +157,9 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, bias: bool = True, attention: AttentionFn | None = None):
         super().__init__()
-        if d_model <= 0 or n_heads <= 0:
-            raise ValueError(f"MultiHeadAttention: d_model and n_heads must be positive, got {d_model}, {n_heads}.")
-        if d_model % n_heads:
-            raise ValueError(
-                f"MultiHeadAttention: d_model={d_model} is not divisible by n_heads={n_heads}; "
-                "each head gets d_model // n_heads features, so pick n_heads dividing d_model."
-            )
         self.d_model = d_model
         self.n_heads = n_heads
-        self.d_head = d_model // n_heads
+        self.d_head = head_size(type(self).__name__, d_model, n_heads)
         self.attention = attention if attention is not None else scaled_dot_product_attention
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -237,16 +242,9 @@ class CausalSelfAttention(nn.Module):
         max_len: int | None = None,
     ):
         super().__init__()
-        if d_model <= 0 or n_heads <= 0:
-            raise ValueError(f"CausalSelfAttention: d_model and n_heads must be positive, got {d_model}, {n_heads}.")
-        if d_model % n_heads:
-            raise ValueError(
-                f"CausalSelfAttention: d_model={d_model} is not divisible by n_heads={n_heads}; "
-                "each head gets d_model // n_heads features, so pick n_heads dividing d_model."
-            )
         self.d_model = d_model
         self.n_heads = n_heads
-        self.d_head = d_model // n_heads
+        self.d_head = head_size(type(self).__name__, d_model, n_heads)
         self.attention = attention
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # rows: [W_q; W_k; W_v]
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
