@@ -66,7 +66,7 @@ def write_bundle(out: Path, wheel_url: str, labs: Sequence[Lab],
     names = ", ".join(lab.name for lab in labs)
     with tempfile.TemporaryDirectory(prefix="genlab-release-") as tmp:
         progress(f"[1/4] stubbing the graded parts of {names}")
-        report = stub_library(Path(tmp), labs, audience="student")
+        report = stub_library(Path(tmp), labs)
         progress(f"      {report.count()} parts stubbed in {len(report.stubbed)} modules")
         progress("[2/4] building the student wheel")
         wheel = build_wheel(report.package, out / "wheel")

@@ -1,17 +1,16 @@
 """Copy the ``genlab`` package to a folder with the labs' graded parts stubbed.
 
-``stub_library(dest, labs, audience)``:
+``stub_library(dest, labs)``: every ``graded`` entry of ``labs`` is stubbed. One build serves
+both readers: ``genlab release`` ships it to students, and the grader's worker imports it
+(``autograder/runner/worker_library.py``).
 
-- ``audience="student"`` (``genlab release``): every ``graded`` entry is stubbed except those
-  in ``genlab.checks.*``. The public checks (``genlab.checks.labNN``) need their oracles and
-  bug-namers (``labNN_bugs``) to say *which* bug a student's answer has, so the student build
-  keeps them. This is the boundary, stated honestly: those modules hold float64 formulas of
-  the graded parts, and a student who reads them can copy one; the hidden tests use other
-  inputs, and the grader's similarity report is what catches copied code. Removing them
-  needs checks that compare against answers recorded at release time (not done yet).
-- ``audience="worker"``: every entry is stubbed, the checks' oracles included. The grader's
-  worker does not use it (``autograder/runner/worker_library.py`` builds the student copy):
-  the probes, which run in the worker, build on the checks' helpers (lab 01's ``ProbeLM``).
+A lab's ``graded`` never names ``genlab.checks.*``: the public checks need their oracles and
+bug-namers (``labNN_bugs``) to say *which* bug a student's answer has, and the probes, which
+run in the worker, build on their helpers (lab 01's ``ProbeLM``). This is the boundary,
+stated honestly: those modules hold float64 formulas of the graded parts, and a student who
+reads them can copy one; calls to them from a notebook are blocked (``blocked``), the hidden
+tests use other inputs, and the grader's similarity report is what catches copied code.
+Removing them needs checks that compare against answers recorded at release time (not done yet).
 
 The full library in the repository is never modified.
 """
@@ -28,7 +27,6 @@ from autograder.runner.lab import Lab
 from .stubs import Part, StubError, drop_dead_private, names_used, stub_source
 
 LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "genlab"
-AUDIENCES = ("student", "worker")
 
 
 @dataclass(frozen=True)
@@ -43,16 +41,15 @@ class StubReport:
         return sum(len(v) for v in self.stubbed.values())
 
 
-def graded_parts(labs: Iterable[Lab], audience: str = "student") -> list[Part]:
-    """The ``graded`` entries of ``labs`` that ``audience`` gets as stubs."""
-    if audience not in AUDIENCES:
-        raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, got {audience!r}")
+def graded_parts(labs: Iterable[Lab]) -> list[Part]:
+    """The ``graded`` entries of ``labs``, as the parts to stub."""
     parts = []
     for lab in labs:
         for entry in lab.graded:
             part = Part.parse(entry, lab.number, lab.display_title)
-            if audience == "student" and part.module.startswith("genlab.checks."):
-                continue
+            if part.module.startswith("genlab.checks."):
+                raise StubError(f"{lab.name}: graded entry {entry!r} is in genlab.checks; the public checks "
+                                "and the probes need those modules whole (block them in `blocked` instead)")
             parts.append(part)
     return parts
 
@@ -76,12 +73,11 @@ def copy_library(dest: Path, source: Path = LIBRARY) -> Path:
     return target
 
 
-def stub_library(dest: Path, labs: Sequence[Lab], audience: str = "student",
-                 source: Path = LIBRARY) -> StubReport:
+def stub_library(dest: Path, labs: Sequence[Lab], source: Path = LIBRARY) -> StubReport:
     """Write ``dest/genlab``: a copy of ``source`` with the graded parts of ``labs`` stubbed."""
     package = copy_library(Path(dest), source)
     by_module: dict[str, list[Part]] = defaultdict(list)
-    for part in graded_parts(labs, audience):
+    for part in graded_parts(labs):
         by_module[part.module].append(part)
     stubbed: dict[str, list[str]] = {}
     for module, parts in sorted(by_module.items()):

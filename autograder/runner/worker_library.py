@@ -5,7 +5,7 @@ so the grader imports the full library. The worker, which runs the submission, m
 able to reach them by any route (a wrapper's ``__wrapped__``, a module reload, a base class,
 a file read of the source): blocking recognises spellings, removal does not need to. So the
 worker gets the same copy of genlab that students get (``autograder.release.library.
-stub_library(audience="student")``): every library part that any lab grades (each
+stub_library``): every library part that any lab grades (each
 lab.toml's ``graded``) is a stub raising ``GradedPartError``, and the full library is hidden
 from it (``sandbox.hidden_paths``). The public checks' modules (``genlab.checks.labNN_bugs``)
 stay whole: the lab's probes, which run in the worker, build on their helpers (lab 01's
@@ -67,7 +67,7 @@ def worker_library(cache: Path | None = None) -> Path:
     work = Path(tempfile.mkdtemp(prefix=PREFIX + "build-", dir=cache))
     try:
         try:
-            stub_library(work, labs, audience="student", source=source)
+            stub_library(work, labs, source=source)
         except StubError as exc:
             raise LabError(f"the worker's library could not be built: {exc}") from None
         for root, _dirs, files in os.walk(work):

@@ -141,13 +141,19 @@ def test_lab_toml_graded_key_is_validated(tmp_path, graded, message):
 
 
 def test_every_labs_graded_entries_stub_cleanly(tmp_path):
-    """Each lab's entries name real parts (a typo fails here), for the worker build too."""
+    """Each lab's entries name real parts (a typo fails here), none in genlab.checks."""
     from autograder.release.bundle import all_labs
 
     labs = all_labs()
     assert labs and all(lab.graded for lab in labs), "every lab declares its graded parts"
-    report = stub_library(tmp_path, labs, audience="worker")
-    assert report.count() >= len(graded_parts(labs, "worker"))
-    student = graded_parts(labs, "student")
-    assert student and not any(p.module.startswith("genlab.checks.") for p in student)
+    report = stub_library(tmp_path, labs)
+    parts = graded_parts(labs)
+    assert parts and report.count() >= len(parts)
+    assert not any(p.module.startswith("genlab.checks.") for p in parts)
     shutil.rmtree(tmp_path / "genlab")
+
+
+def test_a_graded_entry_in_the_public_checks_is_refused(tmp_path):
+    """The checks and the probes need genlab.checks whole: such an entry is an error, not a silent skip."""
+    with pytest.raises(StubError, match="genlab.checks"):
+        graded_parts([_lab_with(tmp_path, '["genlab.checks.lab01_bugs:*"]')])
