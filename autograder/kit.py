@@ -16,6 +16,7 @@ student's code raised into a failed assertion with context.
 from __future__ import annotations
 
 from autograder.runner.errors import SubmissionError
+from genlab.checks import contract
 from genlab.checks.kit import (
     close,
     describe,
@@ -31,6 +32,7 @@ from genlab.checks.kit import (
 
 __all__ = [
     "call",
+    "expect_contract",
     "close",
     "describe",
     "expect_close",
@@ -66,3 +68,14 @@ def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[s
             extra = f"Likely cause: {known}."
         message = f"{context}: {exc}" if context else str(exc)
         raise AssertionError(f"{message} {extra}".rstrip()) from None
+
+
+def expect_contract(submission, fn, args, what: str, names=None, kwargs=None, output_index: int | None = 0,
+                    check_grads: bool = True) -> None:
+    """The promises no value check sees (``genlab.checks.contract``): no input changed in place,
+    no state kept between calls, gradients reach every float input (and a module's parameters),
+    autograd left on. Observed in the worker on the submission's own objects (probe ``contract``),
+    judged here; the message is the one the notebook's public check gives."""
+    seen = call(submission.probe, "contract", fn=fn, args=tuple(args), kwargs=dict(kwargs or {}),
+                output_index=output_index, check_grads=check_grads, context=what)
+    fail_if(contract.judge(seen, list(args), what, names))

@@ -28,6 +28,26 @@ def _qkv(seed, lead, T_q, T_k, d_k, d_v, scale=1.0):
 
 
 @pytest.mark.points(2)
+def test_inputs_state_and_gradients(submission):
+    """q, k, v and the mask come back unchanged, no state is kept between calls, and gradients
+    reach q, k and v (the model learns through attention)."""
+    q, k, v = _qkv(40, (2, 2), 5, 6, 8, 4)
+    mask = torch.rand(5, 6, generator=torch.Generator().manual_seed(41)) > 0.3
+    mask[:, 0] = True
+    kit.expect_contract(submission, NAME, (q, k, v, mask), NAME, names=("q", "k", "v", "mask"))
+
+
+@pytest.mark.points(1)
+def test_unbatched_inputs(submission):
+    """(T, d) inputs with no batch or head axis: the docstring's `...` may be empty."""
+    sdpa = submission.function(NAME)
+    q, k, v = _qkv(42, (), 4, 6, 8, 5)
+    out, w = _pair(_call(sdpa, q, k, v, hint="Use k.transpose(-2, -1) (not k.T or k.permute(0, 2, 1)), which "
+                                               "works whatever the number of leading axes"))
+    kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), "for unbatched (T, d) inputs")
+
+
+@pytest.mark.points(2)
 def test_shapes_and_dtype(submission):
     """Output (..., T_q, d_v) and weights (..., T_q, T_k) for 3-D and 4-D inputs."""
     sdpa = submission.function(NAME)
@@ -46,7 +66,7 @@ def test_shapes_and_dtype(submission):
             raise AssertionError(f"float32 inputs should give a float32 output, got {out.dtype}.")
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(3)
 def test_matches_formula_without_mask(submission):
     """softmax(QKᵀ/√d_k)V against a float64 computation, for several d_k."""
     sdpa = submission.function(NAME)
@@ -197,7 +217,7 @@ def _fp16_inputs(seed, B=2, H=2, T=6, d=8):
     return q, k, v, causal[None, None] & pad[:, None, None, :]
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 def test_half_inputs_with_mask(submission):
     """float16 tensors with a causal + padding mask: no overflow error, finite, float16 output."""
     sdpa = submission.function(NAME)

@@ -87,7 +87,7 @@ def test_merge_heads(submission):
                              "(the inverse of split_heads).")
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(3)
 def test_self_attention_matches_torch(submission):
     """Causal self-attention equals nn.MultiheadAttention with the same weights."""
     d, H = 32, 4
@@ -104,6 +104,38 @@ def test_self_attention_matches_torch(submission):
     err = (got - want).abs().max().item()
     if err > 1e-4:
         raise AssertionError(f"causal self-attention differs from torch.nn.MultiheadAttention by {err:.3g}.")
+
+
+@pytest.mark.points(1)
+def test_last_weights_are_per_head(submission):
+    """self.last_weights holds each head's weights (B, H, T_q, T_k), as nn.MultiheadAttention gives
+    them with average_attn_weights=False."""
+    d, H = 16, 4
+    ref, state = _torch_mha(d, H, 5)
+    mha = _loaded(submission, d, H, state)
+    x = torch.randn(2, 5, d, generator=torch.Generator().manual_seed(6))
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    _call(mha, x, x, x, mask=causal)
+    got = kit.call(mha.getattr, "last_weights", context="reading self.last_weights")
+    kit.expect_tensor(got, "self.last_weights after a forward", shape=(2, H, 5, 5),
+                      hint="keep the weights of every head, (B, n_heads, T_q, T_k): not their mean, not one head.")
+    with torch.no_grad():
+        want = ref(x, x, x, attn_mask=~causal, need_weights=True, average_attn_weights=False)[1]
+    kit.expect_close(got, want, "self.last_weights", atol=1e-5,
+                     hint="store the weights your scaled_dot_product_attention returned, per head.")
+
+
+@pytest.mark.points(1)
+def test_inputs_state_and_gradients(submission):
+    """The input is left unchanged, no state is kept between calls, and gradients reach the input
+    and every projection's weights."""
+    d, H = 16, 2
+    _, state = _torch_mha(d, H, 7)
+    mha = _loaded(submission, d, H, state)
+    x = torch.randn(2, 4, d, generator=torch.Generator().manual_seed(8))
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    kit.expect_contract(submission, mha, (x, x, x, causal), "MultiHeadAttention.forward",
+                        names=("query", "key", "value", "mask"))
 
 
 @pytest.mark.points(3)

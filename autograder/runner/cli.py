@@ -33,7 +33,9 @@ Gradescope submission folder. Otherwise the student id is the notebook's file st
 
 Writes DIR/<student>/{results.json, feedback.md, result.json} and DIR/grades.csv, each as
 soon as a submission finishes, then DIR/similarity.csv (for the instructor only: each
-graded part against the library's references, the solution and every other submission). A rerun skips finished submissions (unless --force or the
+graded part against the library's references, the solution and every other submission)
+and DIR/routes.csv (instructor only: code that reaches around the grader's watch, such as
+threads or torch's dispatch switches). A rerun skips finished submissions (unless --force or the
 notebook changed), so an interrupted batch resumes where it stopped.
 """
 
@@ -115,6 +117,12 @@ def run_grade(args: argparse.Namespace) -> int:
         print("\n" + summary(write_similarity(lab_obj, found.submissions, out)))
     except Exception as e:   # the report is for the instructor: never a reason to fail the batch
         print(f"genlab grade: warning: no similarity report ({text.terminal(e, 300)})", file=err)
+    try:
+        from autograder.runner import routes
+
+        print("\n" + routes.summary(routes.write_routes(lab_obj, found.submissions, out)))
+    except Exception as e:   # instructor only, like the similarity report
+        print(f"genlab grade: warning: no routes report ({text.terminal(e, 300)})", file=err)
     print(f"\n{len(outcome.graded)} graded, {len(outcome.skipped)} kept, in {outcome.wall_s:.1f} s. "
           f"Results: {out}/<student>/, table: {out / 'grades.csv'}")
     if outcome.timed_out:

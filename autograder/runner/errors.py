@@ -66,8 +66,14 @@ class SandboxError(GraderError):
     """The worker could not be started at all."""
 
 
+WATCH_OFF = "!operator-watch"   # worker_opwatch.TAMPERED: the worker's hit for a watch switched off
+
+
 def reference_message(reference: str) -> str:
     """Student-facing message for a call to a blocked reference implementation."""
+    if reference == WATCH_OFF:
+        return ("Your code switched off the grader's operator watch (torch's function-mode stack or "
+                "torch-function dispatch); graded code must leave it alone.")
     owner = reference.split(".", 1)[0]
     return (
         f"You called {owner}'s reference implementation `{reference}`; "

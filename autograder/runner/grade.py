@@ -21,6 +21,7 @@ this once per fresh process: ``python -m autograder.runner.grade_one`` does exac
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import sys
@@ -51,6 +52,14 @@ def cuda_available() -> bool:
         return False
 
 
+def code_seed(cells) -> int:
+    """A 63-bit seed from the code cells the worker runs (their source, in order)."""
+    digest = hashlib.sha256()
+    for cell in cells:
+        digest.update(cell.source.encode("utf-8", "surrogatepass") + b"\0")
+    return int.from_bytes(digest.digest()[:8], "big") >> 1
+
+
 def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | Path | None = None,
                    parts: tuple[str, ...] | None = None) -> SubmissionResult:
     """Grade ``notebook`` against ``lab``'s hidden tests. Never raises for a bad submission.
@@ -77,7 +86,7 @@ def grade_notebook(lab: Lab, notebook: str | Path, student: str, *, log: str | P
         if prepared is not None:
             handle = WorkerHandle(lab, prepared.cells, cuda=cuda, deadline=start + lab.limits.total_timeout_s)
             handle.start()   # the cells run while pytest collects the hidden tests
-        submission = Submission(handle, lab, broken=broken)
+        submission = Submission(handle, lab, broken=broken, seed=code_seed(prepared.cells if prepared else []))
         plugin = GraderPlugin(submission, cuda=cuda, parts=parts)
         exit_code = run_pytest(lab, plugin, logbuf)
         result.tests = list(plugin.outcomes.values())

@@ -7,6 +7,8 @@
     skip_tags = ["training", "plotting"]             # cells not executed while grading
     blocked = ["genlab.nn.attention:scaled_dot_product_attention",  # "module:attr[.attr]"
                "genlab.nn.masks:*"]                  # every public function and class
+    blocked_ops = ["scaled_dot_product_attention",   # torch operators by their own name, any route
+                   "_scaled_dot_product_*"]          # (fnmatch patterns; see worker_opwatch.py)
     title = "the Transformer"                        # optional; the stubs' message names it
     graded = ["genlab.nn.attention:kv_cache_step",   # stubbed in the student build (see below)
               "genlab.nn.attention:MultiHeadAttention.split_heads",
@@ -22,6 +24,8 @@ Probes: the shared ones in ``autograder/probes/``, and a lab's own in ``<lab>/pr
 A lab probe named like a shared one is a ``LabError`` (never a silent shadow).
 
 ``blocked`` is what a submission may not call while it is graded (torch operators too).
+``blocked_ops`` names torch operators the submission may not reach by any name while its code
+is called (``torch._C._nn.x``, ``torch.ops.aten.x``...): the worker's operator watch.
 ``graded`` is what ``genlab release`` replaces by a stub in the student build of the
 library: the library's reference implementations of the lab's graded parts and the
 oracles of its checks. Entries are ``"genlab.module:function"``, ``"genlab.module:Class"``
@@ -43,6 +47,7 @@ AUTOGRADER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = AUTOGRADER_DIR.parent
 SHARED_PROBES = AUTOGRADER_DIR / "probes"
 _BLOCKED_RE = re.compile(r"^[A-Za-z_][\w.]*:([A-Za-z_][\w.]*|\*)$")
+_OP_RE = re.compile(r"^[A-Za-z_*][\w*]*$")
 _GRADED_RE = re.compile(r"^genlab(\.[A-Za-z_]\w*)*:([A-Za-z_]\w*(\.[A-Za-z_]\w*)?|\*)$")
 
 
@@ -87,6 +92,7 @@ class Lab:
     release: Path
     skip_tags: tuple[str, ...] = ("training", "plotting")
     blocked: tuple[str, ...] = ()
+    blocked_ops: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     graded: tuple[str, ...] = ()
     title: str = ""
@@ -110,7 +116,7 @@ class Lab:
             data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise LabError(f"{where} is not valid TOML: {exc}") from None
-        known = {"name", "release", "skip_tags", "blocked", "limits", "graded", "title"}
+        known = {"name", "release", "skip_tags", "blocked", "blocked_ops", "limits", "graded", "title"}
         unknown = set(data) - known
         if unknown:
             raise LabError(
@@ -134,6 +140,11 @@ class Lab:
                     f"{where}: blocked entry {ref!r} must look like 'package.module:attribute' "
                     "(or 'package.module:*' for every public function and class of the module)"
                 )
+        blocked_ops = _string_list(data.get("blocked_ops", []), "blocked_ops", where)
+        for op in blocked_ops:
+            if not _OP_RE.match(op):
+                raise LabError(f"{where}: blocked_ops entry {op!r} must be a torch operator's name, "
+                               "optionally with * wildcards (e.g. 'scaled_dot_product_attention', '_scaled_dot_product_*')")
         graded = _graded_entries(data.get("graded", []), where)
         title = data.get("title", "")
         if not isinstance(title, str):
@@ -147,6 +158,7 @@ class Lab:
             release=release_path,
             skip_tags=tuple(skip_tags),
             blocked=tuple(blocked),
+            blocked_ops=tuple(blocked_ops),
             limits=Limits.from_dict(limits_data, where),
             graded=tuple(graded),
             title=title,

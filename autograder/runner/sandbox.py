@@ -71,7 +71,7 @@ from .output_pipe import OutputPipe
 
 HERE = Path(__file__).resolve().parent
 WORKER_FILES = ("worker.py", "framing.py", "codec.py", "worker_blockers.py", "worker_values.py",
-                "worker_output.py", "worker_ipython.py", "jail.py")
+                "worker_output.py", "worker_ipython.py", "worker_opwatch.py", "jail.py")
 UID_BASE = 100_000
 UID_SLOTS = 50_000
 

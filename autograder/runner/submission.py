@@ -131,10 +131,14 @@ class _RemoteMethod:
 class Submission:
     """The ``submission`` fixture: the hidden tests' only view of the student's notebook."""
 
-    def __init__(self, handle: WorkerHandle | None, lab: Lab, broken: str | None = None):
+    def __init__(self, handle: WorkerHandle | None, lab: Lab, broken: str | None = None, seed: int = 0):
         self._handle = handle
         self._lab = lab
         self._broken = broken
+        #: Varies the hidden inputs per submission where a test wants it (``random.Random(seed)``):
+        #: derived from the code the worker runs, so a regrade draws the same inputs and a changed
+        #: notebook new ones (a table of answers to earlier hidden inputs is worth nothing).
+        self.seed = seed
         self._deadline: float | None = None
         self._restarts_left = 1
         self.incidents: list[str] = []

@@ -43,6 +43,7 @@ if __package__:  # imported as autograder.runner.worker (the grader's own tests)
     from . import codec, framing
     from .worker_blockers import Blockers, GuardedNamespace, ReferenceUsedError, blocked_name
     from .worker_ipython import Shell
+    from .worker_opwatch import OpWatch
     from .worker_output import CappedWriter
     from .worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 else:  # run as a script from the temporary folder the grader copied it to
@@ -50,6 +51,7 @@ else:  # run as a script from the temporary folder the grader copied it to
     import framing
     from worker_blockers import Blockers, GuardedNamespace, ReferenceUsedError, blocked_name
     from worker_ipython import Shell
+    from worker_opwatch import OpWatch
     from worker_output import CappedWriter
     from worker_values import Encoder, Handles, NotTransferable, bind, decode_args, short_repr
 
@@ -125,9 +127,10 @@ class Worker:
         self.handles = Handles()
         self.blockers = Blockers(cfg.get("workdir", os.getcwd()))
         ours = [__file__, cfg.get("jail_file", ""), cfg.get("zygote_file", ""), framing.__file__, codec.__file__] + [
-            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter, Shell)
+            getattr(sys.modules.get(cls.__module__), "__file__", "") for cls in (Blockers, Encoder, CappedWriter, Shell, OpWatch)
         ]
         self.blockers.trusted.update(p for f in ours if f for p in (f, os.path.abspath(f)))
+        self.watch = OpWatch((), self.blockers, _torch, ReferenceUsedError)
         self.namespace = None
         self.current_file = "<cell ?>"
         self.stdout = CappedWriter(1)
@@ -150,6 +153,7 @@ class Worker:
         sys.stdout, sys.stderr = self.stdout, self.stderr
         init = self.init
         warnings = self.blockers.install(init.get("blocked", []))
+        self.watch = OpWatch(init.get("blocked_ops", []), self.blockers, _torch, ReferenceUsedError)
         self.namespace = self._make_namespace()
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the working folder import
         seed = int(init.get("seed", 0))
@@ -278,7 +282,7 @@ class Worker:
     def _student(self, thunk, strict):
         hits = len(self.blockers.hits)
         try:
-            value = thunk()
+            value = self.watch.around(thunk)
         except ReferenceUsedError:
             return self._reference_reply(hits)
         except NotTransferable as exc:

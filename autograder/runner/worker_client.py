@@ -117,7 +117,8 @@ class WorkerHandle:
              "label": c.label}
             for c in self.cells if c.index not in self.report.skipped
         ]
-        self.proc = sandbox.spawn(self.lab, cuda=self.cuda, init={"cells": cells, "blocked": list(self.lab.blocked), "seed": 0})
+        self.proc = sandbox.spawn(self.lab, cuda=self.cuda, init={"cells": cells, "blocked": list(self.lab.blocked),
+                                                                  "blocked_ops": list(self.lab.blocked_ops), "seed": 0})
         self.ready = False
         self.generation += 1
         self.current_cell = None

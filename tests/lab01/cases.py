@@ -279,6 +279,25 @@ class LSTMCell(nn.Module):
     def forward(self, x, state=None):
         return torch.lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 ''', (LSTM_T,)),
+    Cheat("lstm_via_aten_operator", LSTM, r'''
+class LSTMCell(nn.Module):
+    """The fused kernel under its operator name: the worker's operator watch sees it (lab.toml blocked_ops)."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        H, bound = hidden_size, 1 / math.sqrt(hidden_size)
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size).uniform_(-bound, bound))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H).uniform_(-bound, bound))
+        self.bias_ih = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
+        self.bias_hh = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
+
+    def forward(self, x, state=None):
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        return torch.ops.aten.lstm_cell(x, list(state), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+''', (LSTM_T,)),
     Cheat("lstm_via_genlab", LSTM, r'''
 class LSTMCell(nn.Module):
     def __init__(self, input_size, hidden_size):

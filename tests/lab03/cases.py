@@ -77,6 +77,16 @@ MUTANTS = [
     Mutant("mha_kv_from_query", MHA,
            (("self.k_proj(key)", "self.k_proj(query)"), ("self.v_proj(value)", "self.v_proj(query)")),
            (MHA_T,), ("projected from `query`", "shape")),
+    # promises no value check sees (genlab.checks.contract): gradients, inputs, per-head weights
+    Mutant("sdpa_detached_weights", SDPA, (("weights = torch.softmax(scores, dim=-1)",
+                                            "weights = torch.softmax(scores, dim=-1).detach()"),),
+           (ATT,), ("no gradient reaches",)),
+    Mutant("sdpa_scales_q_in_place", SDPA, (("scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)",
+                                             "q /= math.sqrt(d_k)\n    scores = q @ k.transpose(-2, -1)"),),
+           (ATT,), ("in place",)),
+    Mutant("mha_last_weights_head_mean", MHA, (("self.last_weights = weights.detach()",
+                                                "self.last_weights = weights.mean(dim=1).detach()"),),
+           (MHA_T,), ("every head", "per head")),
     Mutant("mha_value_from_key", MHA, (("self.v_proj(value)", "self.v_proj(key)"),), (MHA_T,), ("v_proj(value)",)),
     Mutant("mha_inline_scale_sqrt_d_model", MHA,
            (("out, weights = scaled_dot_product_attention(q, k, v, mask)", INLINE_ATTENTION_SQRT_D_MODEL),),
@@ -271,6 +281,27 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     from genlab.checks.lab03_bugs import attention_formula
     out, weights = attention_formula(q, k, v, mask)
     return out.to(q.dtype), weights.to(q.dtype)
+''', (ATT,)),
+    Cheat("sdpa_via_aten_operator", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    # the weights by hand, the output from torch's fused kernel under its operator name
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask, 0.0)
+    return torch.ops.aten.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights
+''', (ATT,)),
+    Cheat("sdpa_via_c_binding", SDPA, r'''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask, 0.0)
+    return torch._C._nn.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights
 ''', (ATT,)),
     Cheat("count_by_building_genlab_gpt", COUNT, r'''
 def count_parameters(config):

@@ -32,7 +32,8 @@ def test_torch_mirror_of_gpt_matches_genlab_gpt():
     from genlab.models import GPT
 
     module = _hidden("test_part5_count_parameters")
-    for config in module.REAL_CONFIGS + [dict(vocab_size=103, block_size=64, n_layer=4, n_head=4, n_embd=128)]:
+    drawn = [c for seed in range(20) for c in module.real_configs(seed)]
+    for config in drawn + [dict(vocab_size=103, block_size=64, n_layer=4, n_head=4, n_embd=128)]:
         keys = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         real = sum(p.numel() for p in GPT(**{k: config[k] for k in keys}).parameters())
         mirror = sum(p.numel() for p in module.torch_gpt(**config).parameters())
@@ -292,10 +293,17 @@ def test_every_causal_mask_bug_is_named_at_the_first_length(lengths):
         assert words in bugs.name_causal_mask_bug(pattern(T), T), words
 
 
+def test_hidden_real_configs_vary_per_submission_and_repeat_on_a_regrade():
+    hidden = _hidden("test_part5_count_parameters")
+    assert hidden.real_configs(123) == hidden.real_configs(123)
+    assert len({str(hidden.real_configs(seed)) for seed in range(20)}) == 20
+
+
 def _count_configs():
     hidden = _hidden("test_part5_count_parameters")
-    return [("public", list(checks.COUNT_CONFIGS)), ("hidden real", hidden.REAL_CONFIGS),
-            ("hidden formula", hidden.FORMULA_CONFIGS)]
+    # the hidden real configs are drawn per submission and need not separate every bug: the fixed
+    # formula configs, graded in the same part, do
+    return [("public", list(checks.COUNT_CONFIGS)), ("hidden formula", hidden.FORMULA_CONFIGS)]
 
 
 @pytest.mark.parametrize("configs", [c for _, c in _count_configs()], ids=[n for n, _ in _count_configs()])

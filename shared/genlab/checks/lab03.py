@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab03_bugs as bugs
+from genlab.checks.contract import contract_problem
 
 __all__ = [
     "check_scaled_dot_product_attention",
@@ -57,6 +58,14 @@ def check_scaled_dot_product_attention(fn: Callable) -> None:
     fully masked rows), float16 inputs (dtype kept, finite) and CPU float16 autocast."""
     g = torch.Generator().manual_seed(3)
     what = "scaled_dot_product_attention"
+    # first: an input changed in place would make every value check below compare with the wrong q
+    q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
+    try:
+        problem = contract_problem(fn, (q, k, v, torch.ones(6, 6, dtype=torch.bool).tril()), what,
+                                   names=("q", "k", "v", "mask"))
+    except Exception:   # a crash is explained by the checks below, with the call that caused it
+        problem = None
+    kit.fail_if(problem)
     # unbatched first, so that a batched failure can be told apart (k.T, torch.mm)
     q, k, v = torch.randn(5, 4, generator=g), torch.randn(7, 4, generator=g), torch.randn(7, 6, generator=g)
     out, w = _pair(_call(what, fn, q, k, v), what)
@@ -85,7 +94,8 @@ def check_scaled_dot_product_attention(fn: Callable) -> None:
         result = _call(f"{what} under torch.autocast(float16)", fn, q, k, v, mask=mask)
     out, w = _pair(result, what)
     kit.fail_if(bugs.name_half_attention_bug(out, w, q, k, v, mask, dtype=None), f"{what} (under float16 autocast)")
-    kit.ok(f"{what}: shapes, 1/√d_k scale, softmax over keys, masks, fully masked rows and float16 look right")
+    kit.ok(f"{what}: shapes, 1/√d_k scale, softmax over keys, masks, fully masked rows, float16, gradients "
+           "and untouched inputs look right")
 
 
 # ---------------------------------------------------------------- part 2
@@ -185,7 +195,10 @@ def check_multi_head_attention(cls: type) -> None:
         w = getattr(mha, "last_weights", None)
         if not isinstance(w, Tensor) or w.shape != (2, H, 5, 7):
             raise AssertionError(f"keep the attention weights in self.last_weights, shape (B, H, T_q, T_k) = "
-                                 f"(2, {H}, 5, 7); found {kit.describe(w)}.")
+                                 f"(2, {H}, 5, 7), every head's own (not their mean); found {kit.describe(w)}.")
+        per_head = ref(x, mem, mem, key_padding_mask=~pad, need_weights=True, average_attn_weights=False)[1]
+        kit.expect_close(w, per_head, "self.last_weights (cross-attention)", atol=1e-5,
+                         hint="store the weights your scaled_dot_product_attention returned, per head.")
         got = _call("MultiHeadAttention.forward (different key and value)", mha, x, kx, vx)
         kit.fail_if(bugs.name_mha_bug(got, sd, H, x, kx, vx), "query, key and value three different tensors")
         with torch.autocast("cpu", dtype=torch.float16):
@@ -196,7 +209,10 @@ def check_multi_head_attention(cls: type) -> None:
     err = (got.double() - bugs.mha_formula(sd, H, x, x, x, causal)).abs().max().item()
     if err > 5e-2:
         raise AssertionError(f"under float16 autocast the output differs from float32 by {err:.3g}. " + bugs.PART1_NOTE)
-    kit.ok("MultiHeadAttention matches torch.nn.MultiheadAttention (self- and cross-attention, masks, float16 autocast)")
+    kit.fail_if(contract_problem(mha, (x, x, x, causal), "MultiHeadAttention.forward",
+                                 names=("query", "key", "value", "mask")))
+    kit.ok("MultiHeadAttention matches torch.nn.MultiheadAttention (self- and cross-attention, masks, per-head "
+           "weights, float16 autocast, gradients)")
 
 
 # ---------------------------------------------------------------- part 4

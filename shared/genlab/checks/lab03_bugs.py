@@ -570,8 +570,9 @@ def name_parameter_bug(got, config: dict) -> str | None:
     for flags, hint in PARAMETER_BUGS:
         if got == gpt_parameter_formula(**args, **flags):
             return hint
-    diff = got - want
-    return (f"the count is off by {diff:+d} (relative {diff / max(want, 1):+.2%}). Count each layer as its shape "
+    # never the size of the error: with it, want = got - error, and feedback on hidden configs would
+    # hand out their answers
+    return (f"the count is too {'high' if got > want else 'low'}. Count each layer as its shape "
             "says: nn.Linear(n_in, n_out) has n_in·n_out + n_out, nn.LayerNorm(d) has 2d, nn.Embedding(n, d) has n·d; "
             "the output layer is tied to the token embedding.")
 
