@@ -6,6 +6,9 @@ itself is built by ``tests/lab01/build_notebook.py``.
 """
 from __future__ import annotations
 
+import nbformat
+
+from autograder.runner.lab import REPO_ROOT
 from tests.labs.harness import Cheat, Mutant, Variant
 
 STREAMS, LSTM, LOSS, STEP, SAMPLE = "stream_batches", "lstm_cell", "lm_loss", "tbptt_step", "sample_next"
@@ -14,6 +17,18 @@ STEP_T, SAMPLE_T = "part4_tbptt_step", "part5_sample_next"
 
 INPUTS = "inputs = ids[: batch_size * L].view(batch_size, L)"
 TARGETS = "targets = ids[1 : batch_size * L + 1].view(batch_size, L)"
+
+
+def _given_lstm_start() -> str:
+    """The LSTMCell cell as the release gives it, up to ``forward``: the class line, its docstring
+    and ``__init__`` with nn.LSTMCell's parameters. A case that rewrites the cell adds its own
+    methods after it."""
+    notebook = nbformat.read(REPO_ROOT / "solutions" / "01_rnn" / "rnn.ipynb", as_version=4)
+    source = next(c.source for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == LSTM)
+    return "\n" + source[:source.index("    def forward")].rstrip() + "\n"
+
+
+LSTM_GIVEN = _given_lstm_start()
 CROSS_ENTROPY = "F.cross_entropy(logits.float().reshape(B * T, V), targets.reshape(B * T))"
 
 MUTANTS = [
@@ -121,17 +136,7 @@ def stream_batches(ids, batch_size, seq_len):
     ys = rows[:, 1:].split(seq_len, dim=1)
     return zip(xs, ys)
 ''', "tensor.split along time, returned as a zip"),
-    Variant("lstm_per_gate_linear", LSTM, r'''
-class LSTMCell(nn.Module):
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        H, bound = hidden_size, 1 / math.sqrt(hidden_size)
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size).uniform_(-bound, bound))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H).uniform_(-bound, bound))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-        self.bias_hh = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-
+    Variant("lstm_per_gate_linear", LSTM, LSTM_GIVEN + r'''
     def gate(self, k, x, h):
         H = self.hidden_size
         rows = slice(k * H, (k + 1) * H)
@@ -150,17 +155,7 @@ class LSTMCell(nn.Module):
         c = torch.addcmul(f * c, i, g)
         return o * c.tanh(), c
 ''', "one F.linear per gate on row slices, addcmul"),
-    Variant("lstm_concatenated_input", LSTM, r'''
-class LSTMCell(nn.Module):
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        H, bound = hidden_size, 1 / math.sqrt(hidden_size)
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size).uniform_(-bound, bound))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H).uniform_(-bound, bound))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-        self.bias_hh = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-
+    Variant("lstm_concatenated_input", LSTM, LSTM_GIVEN + r'''
     def forward(self, x, state=None):
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
@@ -279,19 +274,8 @@ class LSTMCell(nn.Module):
     def forward(self, x, state=None):
         return torch.lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 ''', (LSTM_T,)),
-    Cheat("lstm_via_aten_operator", LSTM, r'''
-class LSTMCell(nn.Module):
-    """The fused kernel under its operator name: the worker's operator watch sees it (lab.toml blocked_ops)."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        H, bound = hidden_size, 1 / math.sqrt(hidden_size)
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size).uniform_(-bound, bound))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H).uniform_(-bound, bound))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-        self.bias_hh = nn.Parameter(torch.empty(4 * H).uniform_(-bound, bound))
-
+    # the fused kernel under its operator name: the worker's operator watch sees it (lab.toml blocked_ops)
+    Cheat("lstm_via_aten_operator", LSTM, LSTM_GIVEN + r'''
     def forward(self, x, state=None):
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)

@@ -21,6 +21,17 @@ INLINE_ATTENTION_SQRT_D_MODEL = """scores = q @ k.transpose(-2, -1) / math.sqrt(
             weights = weights.masked_fill(~mask, 0.0)
         out = weights @ v"""
 
+# The weights of scaled_dot_product_attention written by hand (a cheat adds the output's line).
+SDPA_WEIGHTS_BY_HAND = """
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask, 0.0)
+"""
+
 MUTANTS = [
     # --- part 1: scaled dot-product attention
     Mutant("sdpa_no_scale", SDPA, (("/ math.sqrt(d_k)", ""),), (ATT,), ("math.sqrt(d_k)", "not scaled")),
@@ -282,27 +293,10 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     out, weights = attention_formula(q, k, v, mask)
     return out.to(q.dtype), weights.to(q.dtype)
 ''', (ATT,)),
-    Cheat("sdpa_via_aten_operator", SDPA, r'''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    # the weights by hand, the output from torch's fused kernel under its operator name
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = torch.softmax(scores, dim=-1)
-    if mask is not None:
-        weights = weights.masked_fill(~mask, 0.0)
-    return torch.ops.aten.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights
-''', (ATT,)),
-    Cheat("sdpa_via_c_binding", SDPA, r'''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = torch.softmax(scores, dim=-1)
-    if mask is not None:
-        weights = weights.masked_fill(~mask, 0.0)
-    return torch._C._nn.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights
-''', (ATT,)),
+    # the weights by hand, the output from torch's fused kernel under another name than F's
+    *(Cheat(f"sdpa_via_{route}", SDPA, SDPA_WEIGHTS_BY_HAND + f"    return {call}(q, k, v, attn_mask=mask), weights\n", (ATT,))
+      for route, call in (("aten_operator", "torch.ops.aten.scaled_dot_product_attention"),
+                          ("c_binding", "torch._C._nn.scaled_dot_product_attention"))),
     Cheat("count_by_building_genlab_gpt", COUNT, r'''
 def count_parameters(config):
     from genlab.models.gpt import GPT

@@ -43,18 +43,20 @@ def _floating(value) -> bool:
     return isinstance(value, Tensor) and value.is_floating_point()
 
 
-def _tensors(value) -> list[Tensor]:
+
+def tensors(value) -> list[Tensor]:
+    """The tensors in ``value`` (a tensor, or tuples/lists of them, nested: an LSTM's ``(h, c)``), in order."""
     if isinstance(value, Tensor):
         return [value]
     if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
+        return [t for v in value for t in tensors(v)]
     return []
 
 
 def _pick(result, output_index: int | None) -> Tensor | None:
     if output_index is not None and isinstance(result, (tuple, list)) and len(result) > output_index:
         result = result[output_index]
-    found = _tensors(result)
+    found = tensors(result)
     return found[0] if found else None
 
 
@@ -85,7 +87,7 @@ def observe(fn: Callable, args: Sequence, kwargs: dict | None = None, output_ind
     """
     kwargs = dict(kwargs or {})
     inputs, before = _copy(args), _copy(args)
-    first = _tensors(fn(*inputs, **kwargs))
+    first = tensors(fn(*inputs, **kwargs))
     seen = {"inputs_after": [a if isinstance(a, Tensor) else None for a in inputs],
             "grad_enabled": torch.is_grad_enabled()}
     if any(isinstance(a, Tensor) and not (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(inputs, before, strict=True)):
@@ -93,7 +95,7 @@ def observe(fn: Callable, args: Sequence, kwargs: dict | None = None, output_ind
     torch.set_grad_enabled(True)
     fn(*_other_inputs(args), **kwargs)
     seen["first"] = [t.detach() for t in first]
-    seen["again"] = [t.detach() for t in _tensors(fn(*_copy(args), **kwargs))]
+    seen["again"] = [t.detach() for t in tensors(fn(*_copy(args), **kwargs))]
     if check_grads:
         seen.update(_observe_gradients(fn, args, kwargs, output_index))
     return seen

@@ -16,12 +16,17 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+# contract.py imports nothing of genlab (the grading worker loads it afresh from its file), so
+# the flattener both need lives there
+from genlab.checks.contract import tensors
+
 __all__ = [
     "ok",
     "call",
     "known_error",
     "describe",
     "close",
+    "tensors",
     "fail_if",
     "expect_tuple",
     "expect_tensor",

@@ -157,13 +157,6 @@ def check_lm_loss(fn: Callable) -> None:
 
 # ---------------------------------------------------------------- 4. tbptt_step
 
-def _tensors(state) -> list[Tensor]:
-    if isinstance(state, Tensor):
-        return [state]
-    if isinstance(state, (tuple, list)):
-        return [t for s in state for t in _tensors(s)]
-    return []
-
 
 def _grad_fn_depth(state) -> int:
     from genlab.nn.rnn import grad_fn_depth
@@ -187,7 +180,7 @@ def observe_tbptt(step_fn: Callable, kind: str, state_dict: dict, windows, loop_
     model.load_state_dict(state_dict)
     hidden = None
     for k, batch in enumerate(windows):
-        before = [t.detach().clone() for t in _tensors(hidden)]
+        before = [t.detach().clone() for t in kit.tensors(hidden)]
         try:
             result = step_fn(model, batch, hidden)
         except Exception as exc:  # noqa: BLE001 - reported as data, named by the bug-namer
@@ -199,15 +192,15 @@ def observe_tbptt(step_fn: Callable, kind: str, state_dict: dict, windows, loop_
                 return obs
         loss, new = result
         obs["losses"].append(loss.detach().float().reshape(-1)[0].clone() if isinstance(loss, Tensor) else loss)
-        obs["states"].append([t.detach().clone() for t in _tensors(new)])
-        if hidden is not None and not all(torch.equal(b, t.detach()) for b, t in zip(before, _tensors(hidden), strict=False)):
+        obs["states"].append([t.detach().clone() for t in kit.tensors(new)])
+        if hidden is not None and not all(torch.equal(b, t.detach()) for b, t in zip(before, kit.tensors(hidden), strict=False)):
             obs["incoming_unchanged"] = False
         hidden = new
 
     model.record, model.inputs = True, []
     try:
         loss0, h0 = step_fn(model, windows[0], None)
-        obs["returned_attached"] = [bool(t.requires_grad) for t in _tensors(h0)]
+        obs["returned_attached"] = [bool(t.requires_grad) for t in kit.tensors(h0)]
         loss1, _ = step_fn(model, windows[1], h0)
         model.zero_grad(set_to_none=True)
         loss1.backward()
@@ -247,7 +240,7 @@ def _describe_step_result(result) -> dict:
         return {"type": kit.describe(result)}
     loss, new = result
     info = {"type": "tuple2", "loss_is_tensor": isinstance(loss, Tensor), "loss_desc": kit.describe(loss),
-            "state_count": len(_tensors(new))}
+            "state_count": len(kit.tensors(new))}
     if isinstance(loss, Tensor):
         info.update(loss_shape=tuple(loss.shape), loss_dtype=str(loss.dtype), loss_requires_grad=bool(loss.requires_grad))
     return info

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genlab.checks.kit import close, describe
+from genlab.checks.kit import close, describe, tensors
 
 __all__ = [
     "stream_formula",
@@ -371,13 +371,6 @@ def probe_windows(seed: int, vocab_size: int = 9, B: int = 3, T: int = 5, n: int
     return [(rows[:, k * T:(k + 1) * T].clone(), rows[:, k * T + 1:(k + 1) * T + 1].clone()) for k in range(n)]
 
 
-def _state_tensors(state) -> list[Tensor]:
-    if isinstance(state, Tensor):
-        return [state]
-    if isinstance(state, (tuple, list)):
-        return [t for s in state for t in _state_tensors(s)]
-    return []
-
 
 @torch.no_grad()
 def tbptt_reference(model: nn.Module, windows: Sequence[tuple[Tensor, Tensor]]) -> dict:
@@ -392,7 +385,7 @@ def tbptt_reference(model: nn.Module, windows: Sequence[tuple[Tensor, Tensor]]) 
         losses.append(loss_formula(logits, y).float())
         fresh.append(loss_formula(model(x, None)[0], y).float())
         stale.append(loss_formula(model(x, first_state)[0], y).float() if k > 0 else losses[0])
-        states.append([t.detach().clone() for t in _state_tensors(new)])
+        states.append([t.detach().clone() for t in tensors(new)])
         hidden = new
         first_state = first_state if first_state is not None else new
     return {"losses": losses, "fresh_losses": fresh, "stale_losses": stale, "states": states, "logits": logits_all}
