@@ -15,6 +15,8 @@ student's code raised into a failed assertion with context.
 """
 from __future__ import annotations
 
+import random
+
 from autograder.runner.errors import SubmissionError
 from genlab.checks import contract
 from genlab.checks.kit import (
@@ -43,6 +45,15 @@ __all__ = [
     "expect_tuple",
     "fail_if",
 ]
+
+
+def input_seed(submission, k: int) -> int:
+    """The seed of hidden input ``k`` for this submission (``submission.seed``: a hash of its code).
+
+    Draw random hidden inputs from it (``torch.Generator().manual_seed(input_seed(submission, 3))``)
+    wherever the expected answer is computed here from those inputs: a regrade draws the same
+    ones, and any change to the code draws new ones, so no table of earlier answers fits."""
+    return random.Random(int(submission.seed) * 1000 + int(k)).randrange(2**31)
 
 
 def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[str, str] | None = None,

@@ -1,4 +1,8 @@
-"""Part 3: lm_loss(logits, targets) -> mean next-token cross-entropy, a float32 scalar (also under autocast)."""
+"""Part 3: lm_loss(logits, targets) -> mean next-token cross-entropy, a float32 scalar (also under autocast).
+
+The float32 logits compared with F.cross_entropy are drawn per submission (``submission.seed``); the
+float16 ones stay fixed (chosen so that log(softmax) in half precision overflows).
+"""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +11,8 @@ from autograder import kit
 from genlab.checks import lab01_bugs as bugs
 
 NAME = "lm_loss"
+
+
 
 
 def _case(B, T, V, seed, scale=2.0):
@@ -30,7 +36,7 @@ def test_returns_a_float32_scalar_tensor(submission):
 @pytest.mark.points(1)
 @pytest.mark.parametrize("B, T, V", [(3, 7, 11), (5, 2, 103), (1, 9, 4), (6, 6, 30)])
 def test_matches_the_mean_cross_entropy(submission, B, T, V):
-    logits, targets = _case(B, T, V, seed=B * 10 + T)
+    logits, targets = _case(B, T, V, seed=kit.input_seed(submission, B * 10 + T))
     got = _loss(submission, logits, targets, f"logits {(B, T, V)}")
     kit.fail_if(bugs.name_loss_bug(got, logits, targets), f"B={B}, T={T}, V={V}")
     want = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
@@ -51,7 +57,7 @@ def test_the_mean_does_not_grow_with_batch_or_window(submission):
             kit.fail_if(bugs.name_loss_bug(got, z, y) or "average over every position, B·T of them.", name)
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 def test_half_precision_logits_give_an_accurate_float32_loss(submission):
     """float16 logits (as a 16-mixed model produces them): float32 result, finite, accurate."""
     logits, targets = _case(4, 8, 50, seed=4, scale=12.0)
@@ -63,7 +69,7 @@ def test_half_precision_logits_give_an_accurate_float32_loss(submission):
 @pytest.mark.points(1)
 def test_the_gradient_is_softmax_minus_onehot_over_bt(submission):
     B, T, V = 2, 3, 6
-    logits, targets = _case(B, T, V, seed=5)
+    logits, targets = _case(B, T, V, seed=kit.input_seed(submission, 5))
     data = kit.call(submission.probe, "gradients", fn=NAME, args=(logits, targets), wrt=[0],
                     context=f"backpropagating through {NAME}")
     grad = data["grads"][0]
@@ -73,6 +79,15 @@ def test_the_gradient_is_softmax_minus_onehot_over_bt(submission):
     want = (torch.softmax(logits, -1) - F.one_hot(targets, V)) / (B * T)
     kit.expect_close(grad, want, "the gradient with respect to the logits", atol=1e-5,
                      hint="for the mean loss it is (softmax(logits) - onehot(targets)) / (B·T).")
+
+
+@pytest.mark.points(1)
+def test_logits_left_alone_gradient_reaches_them_and_no_state(submission):
+    """The logits come back unchanged (in the worker, on the very tensor passed: no in-place
+    `logits -= logits.max(...)`), the gradient reaches them, and the same inputs give the same loss
+    after a call on other logits."""
+    submission.function(NAME)
+    kit.expect_contract(submission, NAME, _case(2, 4, 9, seed=6), NAME, names=("logits", "targets"))
 
 
 @pytest.mark.points(2)

@@ -1,5 +1,8 @@
 """Part 2: class AdditiveAttention(query_size, key_size, attention_size) with W, U, v and
-forward(query, keys, values, mask=None) -> (context (B, d_v), weights (B, S))."""
+forward(query, keys, values, mask=None) -> (context (B, d_v), weights (B, S)).
+
+The weights and inputs are drawn per submission (``submission.seed``); the lengths are fixed.
+"""
 import pytest
 import torch
 
@@ -19,6 +22,8 @@ def _call(fn, *args, context=None, **kwargs):
 NAME = "AdditiveAttention"
 FP16_HINT = ("In float16 the most negative number is -65504, so a literal like -1e9 cannot be stored: fill masked "
              "scores with torch.finfo(scores.dtype).min, which is right in every dtype.")
+
+
 
 
 def _state(d_q, d_k, d_a, seed):
@@ -62,8 +67,8 @@ def test_parameters(submission):
 @pytest.mark.points(2)
 def test_shapes_and_dtype(submission):
     """context (B, d_v) and weights (B, S), float32 for float32 inputs; keys and values of different sizes."""
-    attn = _loaded(submission, 7, 5, 4, _state(7, 5, 4, 1))
-    query, keys, values, mask = _inputs(2, 4, 6, 7, 5, 3, [6, 2, 1, 4])
+    attn = _loaded(submission, 7, 5, 4, _state(7, 5, 4, kit.input_seed(submission, 1)))
+    query, keys, values, mask = _inputs(kit.input_seed(submission, 2), 4, 6, 7, 5, 3, [6, 2, 1, 4])
     context, weights = _pair(_call(attn, query, keys, values, mask, context="AdditiveAttention.forward"),
                              "AdditiveAttention.forward")
     kit.expect_tensor(context, "the context", shape=(4, 3), dtype=torch.float32,
@@ -77,9 +82,9 @@ def test_equals_the_reference_with_the_same_parameters(submission):
     """vᵀ tanh(W s + U h_j), softmax over real positions, Σ α values: against float64, with and without masks."""
     for seed, (B, S, d_q, d_k, d_v, d_a), lengths in ((3, (3, 5, 6, 4, 4, 8), [5, 3, 1]),
                                                       (4, (2, 9, 3, 8, 5, 6), [2, 9])):
-        state = _state(d_q, d_k, d_a, seed)
+        state = _state(d_q, d_k, d_a, kit.input_seed(submission, seed))
         attn = _loaded(submission, d_q, d_k, d_a, state)
-        query, keys, values, mask = _inputs(seed + 10, B, S, d_q, d_k, d_v, lengths)
+        query, keys, values, mask = _inputs(kit.input_seed(submission, seed + 10), B, S, d_q, d_k, d_v, lengths)
         for m, where in ((mask, f"with a padding mask (lengths {lengths})"), (None, "without a mask")):
             context, weights = _pair(_call(attn, query, keys, values, m, context=f"AdditiveAttention {where}"),
                                      "AdditiveAttention.forward")
@@ -90,9 +95,9 @@ def test_equals_the_reference_with_the_same_parameters(submission):
 @pytest.mark.points(3)
 def test_weights_sum_to_one_and_padding_is_exactly_zero(submission):
     """Rows sum to 1 over the real positions; padded positions get exactly 0.0."""
-    state = _state(5, 5, 6, 5)
+    state = _state(5, 5, 6, kit.input_seed(submission, 5))
     attn = _loaded(submission, 5, 5, 6, state)
-    query, keys, values, mask = _inputs(6, 4, 7, 5, 5, 5, [7, 1, 4, 2])
+    query, keys, values, mask = _inputs(kit.input_seed(submission, 6), 4, 7, 5, 5, 5, [7, 1, 4, 2])
     query, keys = query * 3, keys * 3  # large energies: a soft mask would show
     context, weights = _pair(_call(attn, query, keys, values, mask, context="AdditiveAttention.forward"),
                              "AdditiveAttention.forward")
@@ -112,8 +117,8 @@ def test_weights_sum_to_one_and_padding_is_exactly_zero(submission):
 @pytest.mark.points(3)
 def test_padding_invariance(submission):
     """Whatever sits at padded positions, and however much padding there is, the context is the same."""
-    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, 7))
-    query, keys, values, mask = _inputs(8, 3, 5, 6, 4, 4, [5, 2, 1])
+    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, kit.input_seed(submission, 7)))
+    query, keys, values, mask = _inputs(kit.input_seed(submission, 8), 3, 5, 6, 4, 4, [5, 2, 1])
     context, _ = _pair(_call(attn, query, keys, values, mask, context="AdditiveAttention.forward"), "forward")
     keys2, values2 = keys.clone(), values.clone()
     keys2[~mask], values2[~mask] = 50.0, 1e4
@@ -133,9 +138,9 @@ def test_padding_invariance(submission):
 @pytest.mark.points(3)
 def test_float16_on_cpu(submission):
     """The module and its inputs in float16 (.half()): no overflow, finite, float16, padding exactly 0."""
-    state = _state(6, 4, 5, 9)
+    state = _state(6, 4, 5, kit.input_seed(submission, 9))
     attn = _loaded(submission, 6, 4, 5, state)
-    query, keys, values, mask = _inputs(10, 3, 6, 6, 4, 4, [6, 3, 1])
+    query, keys, values, mask = _inputs(kit.input_seed(submission, 10), 3, 6, 6, 4, 4, [6, 3, 1])
     want_c, _ = bugs.additive_formula(state, query, keys, values, mask)
     half = _call(attn.half, context="AdditiveAttention.half()")
     try:
@@ -155,36 +160,25 @@ def test_float16_on_cpu(submission):
 
 
 @pytest.mark.points(3)
-def test_gradients_reach_W_U_and_v(submission):
-    """Backpropagating through the context gives every parameter a non-zero gradient."""
-    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, 11))
-    query, keys, values, mask = _inputs(12, 3, 5, 6, 4, 4, [5, 3, 2])
-    data = submission.probe("gradients", fn=attn, args=[query, keys, values, mask], wrt=[0, 1, 2], output_index=0)
-    grads = data.get("parameter_grads", {})
-    for name in ("W.weight", "U.weight", "v.weight"):
-        g = grads.get(name)
-        if not isinstance(g, torch.Tensor) or float(g.abs().sum()) == 0.0:
-            raise AssertionError(f"no gradient reached {name.split('.')[0]}: compute the scores with the layers "
-                                 "themselves (no .detach(), torch.no_grad() or .item() on the way).")
-    gk = data["grads"][1]
-    if isinstance(gk, torch.Tensor) and bool((gk[~mask] != 0).any()):
-        raise AssertionError("the keys at padded positions received a gradient: they must not influence the output.")
+def test_inputs_state_and_gradients(submission):
+    """query, keys, values and the mask come back unchanged, no state is kept between calls, and
+    gradients reach the query, the keys, the values and W, U and v (the decoder learns through them)."""
+    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, 13))
+    query, keys, values, mask = _inputs(14, 2, 4, 6, 4, 4, [4, 2])
+    kit.expect_contract(submission, attn, (query, keys, values, mask), "AdditiveAttention.forward",
+                        names=("query", "keys", "values", "mask"))
 
 
 @pytest.mark.points(1)
-def test_no_hidden_state_between_calls_and_inputs_unchanged(submission):
-    """Two calls with the same inputs give the same result; the inputs are left unchanged."""
-    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, 13))
-    inputs = _inputs(14, 2, 4, 6, 4, 4, [4, 2])
-    first = _pair(_call(attn, *inputs, context="AdditiveAttention (first call)"), "forward")
-    _call(attn, *_inputs(15, 2, 4, 6, 4, 4, [1, 3]), context="AdditiveAttention (other inputs)")
-    data = submission.probe("recorded_inputs", fn=attn, args=list(inputs))
-    if data["error"]:
-        raise AssertionError(f"AdditiveAttention (same inputs again) raised {data['error']}")
-    again = _pair(data["result"], "forward")
-    if not kit.close(again[0], first[0], atol=1e-6):
-        raise AssertionError("the same inputs gave a different context on a later call: do not keep state between "
-                             "calls (no caching of keys or weights on self).")
-    if data["changed"]:
-        names = ", ".join(("query", "keys", "values", "mask")[i] for i in data["changed"])
-        raise AssertionError(f"AdditiveAttention changed its input(s) {names} in place; compute new tensors instead.")
+def test_padded_keys_get_no_gradient(submission):
+    """Backpropagating through the context gives the keys at padded positions exactly zero gradient."""
+    attn = _loaded(submission, 6, 4, 5, _state(6, 4, 5, 11))
+    query, keys, values, mask = _inputs(12, 3, 5, 6, 4, 4, [5, 3, 2])
+    data = kit.call(submission.probe, "gradients", fn=attn, args=[query, keys, values, mask], wrt=[0, 1, 2],
+                    output_index=0, context="AdditiveAttention's gradients")
+    gk = data["grads"][1]
+    if not isinstance(gk, torch.Tensor) or float(gk[mask].abs().sum()) == 0.0:
+        raise AssertionError("no gradient reached the keys: compute the scores from them with the layers themselves "
+                             "(no .detach(), torch.no_grad() or .item() on the way).")
+    if bool((gk[~mask] != 0).any()):
+        raise AssertionError("the keys at padded positions received a gradient: they must not influence the output.")

@@ -26,7 +26,7 @@ def _score(submission, pred, ref, itos, tokenize, sep):
     return got
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 def test_dates_with_character_tokens(submission):
     """Equal to sacrebleu's corpus BLEU on the decoded dates (tokenize='char'); junk after <eos> ignored."""
     pred = _encode(["1975-06-07", "2008-08-18", "2002-03-5", "1970-05-03", "19-02-07"], DATES, after_eos=7)
@@ -60,3 +60,13 @@ def test_short_and_empty_outputs(submission):
     ref = _encode(["2021-03-03", "20", "1999"], DATES, bos=True)
     _score(submission, pred, ref, DATES, "char", "")
     _score(submission, pred, ref, DATES, "13a", "")
+
+
+@pytest.mark.points(1)
+def test_ids_left_alone(submission):
+    """pred_ids and ref_ids come back unchanged (in the worker, on the very tensors passed), and
+    autograd is left on. (The score is a float: the state check compares tensors, so it sees nothing here.)"""
+    pred = _encode(["1975-06-07", "2008-08-1"], DATES, after_eos=7)
+    ref = _encode(["1975-06-07", "2008-08-18"], DATES, bos=True)
+    kit.expect_contract(submission, "corpus_bleu", (pred, ref, DATES, "char", ""), "corpus_bleu",
+                        names=("pred_ids", "ref_ids", "itos", "tokenize", "sep"), check_grads=False)

@@ -3,8 +3,13 @@ beam_search(step, state, bos_id, eos_id, max_len, width, alpha=1.0, pad_id=0) ->
 
 The decoders are built in the worker from tensors (probe lab02_decoding): a Markov table whose
 best sequence greedy decoding misses, and small random RNNs whose logits depend on the whole
-prefix. The answers come from one-example-at-a-time references (genlab.checks.lab02_bugs).
+prefix. The answers come from one-example-at-a-time references (genlab.checks.lab02_bugs). The
+RNNs' weights and states are drawn per submission (``submission.seed``); the tables are fixed.
+The contract tests give the search the same RNN step, built in the worker (probe contract,
+``__build__``).
 """
+import random
+
 import pytest
 import torch
 
@@ -18,6 +23,28 @@ def _rnn(seed, V=7, H=6, scale=2.0):
     g = torch.Generator().manual_seed(seed)
     return {"E": torch.randn(V, H, generator=g), "Wh": torch.randn(H, H, generator=g) / H ** 0.5,
             "O": torch.randn(H, V, generator=g) * scale}
+
+
+def _rnn_case(submission, k, B, searches, V=7, scale=2.0, tuple_state=False):
+    """An RNN and a start state h (B, 6), drawn per submission and redrawn until none of
+    ``searches`` ((max_len, width, alpha), width None for greedy) generates <pad> (token 0) as a
+    real token (a row is read up to its <eos>, or up to its trailing <pad> when it has none), and
+    until the greedy rows of a batch end at different steps, one of them at its <eos> (what tells
+    apart stopping at the first <eos> and padding after it)."""
+    rng = random.Random(submission.seed * 1000 + k)
+    for _ in range(1000):
+        params = _rnn(rng.randrange(2**31), V=V, scale=scale)
+        h = torch.randn(B, 6, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+        step = _local_step("rnn", params, tuple_state)
+        state = (h, torch.zeros(B, 2)) if tuple_state else h
+        found = [bugs.greedy_oracle(step, state, BOS, EOS, max_len) if width is None else
+                 [q for _, q in bugs.beam_oracle(step, state, BOS, EOS, max_len, width, alpha)]
+                 for max_len, width, alpha in searches]
+        ragged = all(B == 1 or (len({len(q) for q in seqs}) > 1 and any(EOS in q for q in seqs))
+                     for seqs, (_, width, _) in zip(found, searches, strict=True) if width is None)
+        if ragged and all(PAD not in seq for seqs in found for seq in seqs):
+            return params, h
+    raise RuntimeError("no RNN without <pad> outputs drawn")   # a broken test, not the student's fault
 
 
 def _table(rows, V=8):
@@ -38,9 +65,6 @@ def _run(submission, fn, kind, params, state, max_len, width=None, alpha=None, t
                             max_len=max_len, width=width, alpha=alpha, pad_id=PAD, tuple_state=tuple_state)
     if data["error"]:
         raise AssertionError(f"{fn} raised {data['error']}")
-    if data["state_changed"]:
-        raise AssertionError(f"{fn} modified the state it was given in place; the caller may still need it. Build "
-                             "new tensors (take_rows returns copies; step returns a new state).")
     return data["result"]
 
 
@@ -51,15 +75,14 @@ def _local_step(kind, params, tuple_state=False):
 
 
 def _greedy_case(submission, seed, B, max_len, tuple_state=False):
-    params = _rnn(seed)
-    h = torch.randn(B, 6, generator=torch.Generator().manual_seed(seed + 100))
+    params, h = _rnn_case(submission, seed, B, [(max_len, None, None)])
     got = _run(submission, "greedy_decode", "rnn", params, h, max_len, tuple_state=tuple_state)
     state = (h, torch.zeros(B, 2)) if tuple_state else h
     want = bugs.greedy_oracle(_local_step("rnn", params, tuple_state), state, BOS, EOS, max_len)
     return got, want
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 def test_greedy_is_the_argmax_rollout(submission):
     """Long (B, L <= max_len); each row is the argmax rollout up to its first <eos>, then pad_id."""
     for seed, B, max_len in ((0, 5, 9), (1, 1, 4), (2, 3, 12)):
@@ -78,8 +101,7 @@ def test_greedy_with_a_tuple_state(submission):
 def test_beam_of_width_one_is_greedy(submission):
     """width=1 returns the greedy sequences."""
     for seed in (4, 5):
-        params = _rnn(seed)
-        h = torch.randn(3, 6, generator=torch.Generator().manual_seed(seed + 100))
+        params, h = _rnn_case(submission, seed, 3, [(10, None, None), (10, 1, 1.0)])
         result = _run(submission, "beam_search", "rnn", params, h, 10, width=1, alpha=1.0)
         tokens = kit.expect_tuple(result, 2, "beam_search", ("tokens", "scores"))[0]
         want = bugs.greedy_oracle(_local_step("rnn", params), h, BOS, EOS, 10)
@@ -127,12 +149,11 @@ def test_length_normalisation(submission):
         kit.fail_if(bugs.name_beam_bug(got, want, EOS, PAD, alts), f"beam_search with alpha={alpha}")
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 def test_batched_beam_with_a_recurrent_tuple_state(submission):
     """Several examples at once; the logits depend on the whole prefix, so each survivor needs its own state."""
     for seed, B, width in ((6, 3, 3), (7, 2, 4)):
-        params = _rnn(seed, V=7)
-        h = torch.randn(B, 6, generator=torch.Generator().manual_seed(seed + 100))
+        params, h = _rnn_case(submission, seed, B, [(7, width, 1.0)], tuple_state=True)
         got = _run(submission, "beam_search", "rnn", params, h, 7, width=width, alpha=1.0, tuple_state=True)
         step, state = _local_step("rnn", params, True), (h, torch.zeros(B, 2))
         want = bugs.beam_oracle(step, state, BOS, EOS, 7, width, 1.0)
@@ -144,10 +165,37 @@ def test_batched_beam_with_a_recurrent_tuple_state(submission):
 @pytest.mark.points(2)
 def test_scores_are_length_normalised_log_probabilities(submission):
     """The returned score is the sequence's total log-probability / len ** alpha (alpha = 0.5 here)."""
-    params = _rnn(8, V=6, scale=1.5)
-    h = torch.randn(2, 6, generator=torch.Generator().manual_seed(9))
+    params, h = _rnn_case(submission, 8, 2, [(6, 2, 0.5)], V=6, scale=1.5)
     got = _run(submission, "beam_search", "rnn", params, h, 6, width=2, alpha=0.5)
     step = _local_step("rnn", params)
     want = bugs.beam_oracle(step, h, BOS, EOS, 6, 2, 0.5)
     alts = {v: bugs.beam_oracle(step, h, BOS, EOS, 6, 2, 0.5, v) for v in ("probabilities", "no_length_norm")}
     kit.fail_if(bugs.name_beam_bug(got, want, EOS, PAD, alts), "beam_search's scores (alpha=0.5)")
+
+
+def _built_step(params):
+    """An RNN step as an argument of probe contract: built in the worker, one callable for every call."""
+    return {"__build__": "genlab.checks.lab02_bugs:rnn_step", "kwargs": {"E": params["E"], "Wh": params["Wh"],
+                                                                          "Wo": params["O"]}}
+
+
+@pytest.mark.points(1)
+def test_greedy_state_left_alone_and_no_state_kept(submission):
+    """The state given comes back unchanged (in the worker, on the very tensor passed), the same
+    state gives the same tokens after a search from another one, and autograd is left on."""
+    params = _rnn(10)
+    h = torch.randn(3, 6, generator=torch.Generator().manual_seed(110))
+    kit.expect_contract(submission, "greedy_decode", (_built_step(params), h, BOS, EOS, 8), "greedy_decode",
+                        names=("step", "state", "bos_id", "eos_id", "max_len"), kwargs={"pad_id": PAD},
+                        check_grads=False)
+
+
+@pytest.mark.points(1)
+def test_beam_state_left_alone_and_no_state_kept(submission):
+    """The state given comes back unchanged, the same state gives the same tokens and scores after a
+    search from another one, and autograd is left on."""
+    params = _rnn(11)
+    h = torch.randn(2, 6, generator=torch.Generator().manual_seed(111))
+    kit.expect_contract(submission, "beam_search", (_built_step(params), h, BOS, EOS, 7, 3, 1.0), "beam_search",
+                        names=("step", "state", "bos_id", "eos_id", "max_len", "width", "alpha"),
+                        kwargs={"pad_id": PAD}, check_grads=False)

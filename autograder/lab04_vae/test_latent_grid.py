@@ -1,7 +1,8 @@
 """Part 4: latent_grid(decoder, n, quantile_range=(0.05, 0.95)) -> (n, n, C, H, W) pixel probabilities.
 
 The probe ``lab04_grid`` gives the student's function a linear decoder that records every
-latent point it is called on; the verdict is reached here.
+latent point it is called on; the verdict is reached here. The decoder's weights are drawn per
+submission (``submission.seed``).
 """
 import pytest
 import torch
@@ -10,6 +11,8 @@ from autograder import kit
 from genlab.checks import lab04_bugs as bugs
 
 NAME = "latent_grid"
+
+
 
 
 def _decoder(seed, image_shape):
@@ -21,7 +24,7 @@ def _decoder(seed, image_shape):
 
 
 def _run(submission, seed, n, image_shape, quantile_range=None):
-    weight, bias = _decoder(seed, image_shape)
+    weight, bias = _decoder(kit.input_seed(submission, seed), image_shape)
     context = f"{NAME}(decoder, {n}{'' if quantile_range is None else f', {quantile_range}'})"
     data = kit.call(submission.probe, "lab04_grid", n=n, weight=weight, bias=bias, image_shape=list(image_shape),
                     quantile_range=None if quantile_range is None else list(quantile_range), context=context)
@@ -45,7 +48,7 @@ def test_shape_dtype_and_range(submission):
                                  "logits, so apply torch.sigmoid.")
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 def test_decoder_sees_the_equal_mass_grid(submission):
     """The decoder is called on exactly the n*n points (q[j], q[i]), q = ndtri(linspace(lo, hi, n))."""
     for seed, n, qr in ((403, 7, (0.1, 0.9)), (404, 4, (0.02, 0.98)), (405, 5, (0.3, 0.6))):
@@ -88,3 +91,14 @@ def test_default_quantile_range(submission):
     kit.fail_if(bugs.name_grid_points_bug(torch.cat(data["calls"]) if data["calls"] else torch.zeros(0, 2), 4,
                                           (0.05, 0.95)), f"{context} with the default quantile_range")
     kit.fail_if(bugs.name_grid_bug(data["grid"], 4, (0.05, 0.95), weight, bias, (1, 2, 2)), context)
+
+
+@pytest.mark.points(1)
+def test_no_state_and_autograd_left_on(submission):
+    """The same decoder and n give the same grid on a later call, and gradients are switched back on
+    for the caller (use `with torch.no_grad():`, not torch.set_grad_enabled(False))."""
+    weight, bias = _decoder(410, (1, 2, 2))
+    decoder = {"__build__": "genlab.checks.lab04:RecordingDecoder",
+               "kwargs": {"weight": weight, "bias": bias, "image_shape": [1, 2, 2]}}
+    kit.expect_contract(submission, NAME, (decoder, 4, (0.1, 0.9)), NAME, names=("decoder", "n", "quantile_range"),
+                        check_grads=False)

@@ -2,7 +2,8 @@
 
 Under 16-mixed training the encoder hands float16 ``mu``/``logvar`` and the decoder float16
 logits to the loss. ``exp(logvar)`` overflows float16 (largest value 65504) once logvar > 11,
-so the losses are computed in float32.
+so the losses are computed in float32. The float16 inputs are drawn per submission
+(``submission.seed``).
 """
 import math
 
@@ -26,7 +27,7 @@ def _half(seed, B=4, L=3, image_shape=(1, 8, 8), logvar=12.0):
 def test_kl_of_float16_inputs_with_a_large_logvar(submission):
     """float16 mu and logvar in [12, 14]: a finite float32 KL."""
     fn = submission.function("kl_divergence")
-    _, _, mu, logvar = _half(500)
+    _, _, mu, logvar = _half(kit.input_seed(submission, 500))
     kl = kit.call(fn, mu, logvar, context="kl_divergence on float16 inputs")
     kit.fail_if(bugs.name_kl_bug(kl, mu, logvar, rtol=2e-3), "float16 inputs with logvar between 12 and 14")
 
@@ -35,7 +36,7 @@ def test_kl_of_float16_inputs_with_a_large_logvar(submission):
 def test_elbo_of_float16_inputs_with_a_large_logvar(submission):
     """float16 x, logits, mu and logvar: a finite float32 loss."""
     fn = submission.function("elbo_loss")
-    x, x_logits, mu, logvar = _half(501)
+    x, x_logits, mu, logvar = _half(kit.input_seed(submission, 501))
     try:
         loss = kit.call(fn, x, x_logits, mu, logvar, context="elbo_loss on float16 inputs")
     except AssertionError as exc:
@@ -49,9 +50,9 @@ def test_elbo_of_float16_inputs_with_a_large_logvar(submission):
 def test_reparameterize_float16_inputs(submission):
     """float16 mu, logvar (up to 12) and eps: finite z of the right size."""
     fn = submission.function("reparameterize")
-    _, _, mu, logvar = _half(502, logvar=10.0)
+    _, _, mu, logvar = _half(kit.input_seed(submission, 502), logvar=10.0)
     logvar = logvar.clamp(max=12.0)
-    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(503)).half()
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(kit.input_seed(submission, 503))).half()
     z = kit.call(fn, mu, logvar, eps, context="reparameterize on float16 inputs")
     kit.expect_tensor(z, "z for float16 inputs", shape=tuple(mu.shape))
     kit.expect_finite(z, "z for float16 inputs with logvar up to 12",
@@ -63,7 +64,7 @@ def test_reparameterize_float16_inputs(submission):
 @pytest.mark.points(2)
 def test_elbo_under_float16_autocast_on_cpu(submission):
     """Inside torch.autocast("cpu", dtype=torch.float16) with float16 activations, as in 16-mixed training."""
-    x, x_logits, mu, logvar = _half(504)
+    x, x_logits, mu, logvar = _half(kit.input_seed(submission, 504))
     data = kit.call(submission.probe, "autocast", fn="elbo_loss", args=(x, x_logits, mu, logvar), dtype="float16",
                     context="elbo_loss under float16 autocast")
     outputs = data["outputs"]

@@ -3,17 +3,28 @@
 ``run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True)``
 
 * ``fn``: a function name in the notebook, or a ``Remote`` handle to a callable (a module);
-* the other arguments are ``genlab.checks.contract.observe``'s.
+* the other arguments are ``genlab.checks.contract.observe``'s. An argument (or keyword
+  argument) written ``{"__build__": "package.module:attr", "kwargs": {...}, "state_dict": {...}}``
+  is the object ``attr(**kwargs)`` built here from the library (weights loaded, ``eval()`` for
+  a module), once: every call of ``observe`` gets that same object. This gives a function the
+  module or callable it takes (a decoder, a search's ``step``) without the notebook's help; the
+  spec is ``recorded_inputs``'s ``module``.
 
 It runs here, on the very objects the submission gets (a tensor that crossed the pipe is a
 fresh copy in every call, so an in-place change or kept state is invisible from the grader's
 side). ``observe`` is loaded from the library's file afresh, not taken from the notebook's
 ``genlab`` modules, which the submission could have changed. The verdict is the hidden test's
-(``autograder.kit.expect_contract``: ``contract.judge`` in the grader).
+(``autograder.kit.expect_contract``: ``contract.judge`` in the grader, which reads a built
+argument as what it is, not a tensor).
 
 Returns ``observe``'s record: plain data and tensors.
 """
+import importlib
 import importlib.util
+
+import torch
+
+BUILD = "__build__"
 
 
 def _fresh_observe():
@@ -24,6 +35,18 @@ def _fresh_observe():
     return module.observe
 
 
+def _built(value):
+    if not (isinstance(value, dict) and BUILD in value):
+        return value
+    modname, _, attr = str(value[BUILD]).partition(":")
+    obj = getattr(importlib.import_module(modname), attr)(**dict(value.get("kwargs") or {}))
+    if value.get("state_dict") is not None:
+        obj.load_state_dict(value["state_dict"])
+    return obj.eval() if isinstance(obj, torch.nn.Module) else obj
+
+
 def run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True):
     func = namespace[fn] if isinstance(fn, str) else fn
-    return _fresh_observe()(func, list(args), kwargs=kwargs, output_index=output_index, check_grads=check_grads)
+    args = [_built(a) for a in args]
+    kwargs = {k: _built(v) for k, v in dict(kwargs or {}).items()}
+    return _fresh_observe()(func, args, kwargs=kwargs, output_index=output_index, check_grads=check_grads)

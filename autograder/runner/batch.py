@@ -199,8 +199,7 @@ def grade_batch(
         use_server = (fork_server and command is grade_one_command and sys.platform.startswith("linux")
                       and any(handin.notebook is not None for handin, _ in todo))
         template = _start_template(lab, outcome) if use_server else None
-        server = (ForkServer(work, pass_fds=(template.fd,), env=template.environ()) if template
-                  else ForkServer(work)) if use_server else None
+        server = _start_fork_server(work, template) if use_server else None
 
         def harvest(stopping: bool) -> bool:
             """Record every grader that has exited (or ran past the limit); True if any did."""
@@ -275,6 +274,13 @@ def _start_template(lab: LabInfo, outcome: BatchOutcome) -> WorkerTemplate | Non
     except (SandboxError, LabError) as exc:
         outcome.warnings.append(f"no worker template ({exc}); every worker starts its own Python")
         return None
+
+
+def _start_fork_server(work: Path, template: WorkerTemplate | None) -> ForkServer:
+    """The graders' fork server; with a template, its graders inherit the template's socket."""
+    if template is None:
+        return ForkServer(work)
+    return ForkServer(work, pass_fds=(template.fd,), env=template.environ())
 
 
 def _start(lab: LabInfo, handin: Handin, sha: str, work: Path, command: GradeCommand,

@@ -19,6 +19,7 @@ from pathlib import Path
 from autograder.runner import text
 from autograder.runner.batch import BatchInterrupted, LabInfo, grade_batch
 from autograder.runner.discover import DiscoveryError, discover
+from autograder.runner.fast_start import skip_unused_imports
 from autograder.runner.gradebook import GradebookError, write_gradebook
 from autograder.runner.lab import Lab
 from autograder.runner.reports import summary_table
@@ -82,6 +83,7 @@ def _load_lab(ref: str) -> Lab:
 def run_grade(args: argparse.Namespace) -> int:
     """Run ``genlab grade``; returns the exit status (see module doc)."""
     err = sys.stderr
+    skip_unused_imports()   # before discover and the reports import nbformat
     try:
         if args.jobs < 1:
             raise InputError(f"--jobs must be at least 1, got {args.jobs}")

@@ -18,6 +18,7 @@ import select
 import sys
 import traceback
 
+from .fast_start import freeze_heap, skip_unused_imports
 from .launcher import set_pdeathsig
 
 
@@ -27,13 +28,14 @@ def serve(module: str, preload: list[str]) -> None:
     set_pdeathsig()
     if os.getppid() != parent:  # the batch died before the death signal was armed
         os._exit(70)
-    sys.modules.setdefault("rfc3987_syntax", None)  # as grade_one does: a slow, unused import
+    skip_unused_imports()
     for name in preload:
         try:
             importlib.import_module(name)
         except Exception as e:  # the child imports it again and reports properly
             print(f"fork server: could not preload {name}: {e}", file=sys.stderr, flush=True)
     target = importlib.import_module(module)
+    freeze_heap()   # the children's collections skip everything imported above
 
     def send(msg: dict) -> None:
         os.write(1, (json.dumps(msg) + "\n").encode())

@@ -29,10 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip()) if args.parts else None
 
-    # jsonschema (pulled in by nbformat) spends ~1 s compiling a grammar for IRI formats that
-    # notebooks never use; skip it in this short-lived process.
-    sys.modules.setdefault("rfc3987_syntax", None)
+    from .fast_start import skip_unused_imports
 
+    skip_unused_imports()   # before nbformat is imported
     from .errors import LabError
     from .grade import grade_notebook
     from .lab import Lab

@@ -28,14 +28,13 @@ from __future__ import annotations
 import ast
 import csv
 import hashlib
-import importlib
-import inspect
+import importlib.util
 import io
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ipython_cells, text, worker_blockers
+from . import ipython_cells, text
 from .errors import NotebookError
 from .lab import REPO_ROOT, Lab
 from .notebook import is_protected, read_notebook, restore
@@ -164,45 +163,84 @@ def solution_notebook(lab: Lab) -> Path | None:
 def references(lab: Lab) -> dict[str, frozenset[int]]:
     """``"module.name" -> fingerprints`` of every function and class the lab blocks.
 
-    genlab's own modules are read as source (``ast``), not imported: importing them would pull
-    in lightning and the models, seconds of every ``genlab grade`` spent before the report."""
+    Every module is read as source (``ast``), never imported: importing genlab's would pull in
+    lightning and the models, and torch's own (``torch.nn:LSTMCell``) torch itself, seconds of
+    every ``genlab grade`` spent before the report. Names a package re-exports are followed to
+    the file that defines them; compiled functions (``torch:softmax``) have no source to compare."""
     out = {}
     for ref in lab.blocked:
         modname, _, attr = ref.partition(":")
-        if modname.split(".")[0] == "genlab":
-            out.update(_library_sources(modname, attr))
-            continue
-        try:
-            singles = worker_blockers.expand(ref)
-        except Exception:
-            continue
-        for single in singles:
-            modname, _, attr = single.partition(":")
-            try:
-                obj = importlib.import_module(modname)
-                for part in attr.split("."):
-                    obj = getattr(obj, part)
-                source = inspect.getsource(obj)
-            except Exception:   # builtins, C functions (torch's own): nothing to compare with
-                continue
-            out[f"{modname}.{attr}"] = fingerprints(textwrap.dedent(source))
+        out.update(_module_sources(modname, attr))
     return out
 
 
-def _library_sources(modname: str, attr: str) -> dict[str, frozenset[int]]:
-    """Fingerprints of ``attr`` (``*``: every public function and class, or ``__all__``) in the
-    genlab module ``modname``, read from its file; {} when the module or name is missing."""
-    from autograder.release.library import LIBRARY, module_file
-    from autograder.release.stubs import StubError
+def _module_file(modname: str) -> Path | None:
+    """The ``.py`` file of ``modname``, found without importing it (genlab: the grader's own copy)."""
+    top, *rest = modname.split(".")
+    if top == "genlab":
+        from autograder.release.library import LIBRARY
+        base = LIBRARY
+    else:
+        try:
+            spec = importlib.util.find_spec(top)   # a top-level spec imports nothing
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if not spec.submodule_search_locations:
+            return Path(spec.origin) if not rest and spec.origin and spec.origin.endswith(".py") else None
+        base = Path(next(iter(spec.submodule_search_locations)))
+    for path in (base.joinpath(*rest).with_suffix(".py") if rest else None, base.joinpath(*rest, "__init__.py")):
+        if path is not None and path.is_file():
+            return path
+    return None
 
+
+def _parsed(path: Path) -> tuple[str, ast.Module] | None:
     try:
-        path = module_file(LIBRARY, modname)
         source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (StubError, OSError, SyntaxError, ValueError):
-        return {}
-    defs = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        return source, ast.parse(source)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _definition(modname: str, name: str, depth: int = 0) -> tuple[str, ast.AST] | None:
+    """``(source of its file, node)`` of the top-level function or class ``name`` of ``modname``,
+    following ``from X import name`` and ``from X import *`` a few modules deep."""
+    path = _module_file(modname)
+    parsed = _parsed(path) if path is not None else None
+    if parsed is None or depth > 4:
+        return None
+    source, tree = parsed
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return source, node
+    package = modname if path.name == "__init__.py" else modname.rpartition(".")[0]
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        origin = node.module or ""
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            origin = ".".join(base + ([node.module] if node.module else []))
+        for alias in node.names:
+            if alias.name == "*" or (alias.asname or alias.name) == name:
+                found = _definition(origin, name if alias.name == "*" else alias.name, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _module_sources(modname: str, attr: str) -> dict[str, frozenset[int]]:
+    """Fingerprints of ``attr`` (``Class.method`` too; ``*``: every public function and class of
+    the file, or its ``__all__``) in module ``modname``; {} for what has no Python source."""
     if attr == "*":
+        path = _module_file(modname)
+        parsed = _parsed(path) if path is not None else None
+        if parsed is None:
+            return {}
+        tree = parsed[1]
+        defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         listed = next((ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)), None)
         names = [n for n in (listed or defs) if n in defs and (listed or not n.startswith("_"))]
@@ -210,10 +248,12 @@ def _library_sources(modname: str, attr: str) -> dict[str, frozenset[int]]:
         names = [attr]
     out = {}
     for name in names:
-        node: ast.AST | None = defs.get(name.split(".")[0])
+        found = _definition(modname, name.split(".")[0])
+        if found is None:
+            continue
+        source, node = found
         for part in name.split(".")[1:]:
-            body = getattr(node, "body", [])
-            node = next((n for n in body if getattr(n, "name", None) == part), None)
+            node = next((n for n in getattr(node, "body", []) if getattr(n, "name", None) == part), None)
         if node is None:
             continue
         first = min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])   # as inspect does

@@ -20,6 +20,7 @@ imports. On the channel the template answers ``{"pid"}``, later ``{"rc"}`` (the 
 finished, or died), the child is killed with SIGKILL; when the batch closes the template's
 socket, or sends SIGTERM, every child is killed and the template exits.
 """
+import gc
 import importlib
 import json
 import os
@@ -194,6 +195,8 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if p != here]
     sys.path[:0] = [p for p in cfg.get("library", []) if p not in sys.path]
     preload(cfg.get("preload", []))
+    gc.collect()
+    gc.freeze()   # each forked worker's collections then skip torch's and lightning's objects
     serve(listener)   # requests sent meanwhile wait in the socket
 
 

@@ -56,3 +56,33 @@ def test_lightning_fit_needs_cuda_for_a_gpu_run(fit, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     data = fit({"attend": scaled_dot_product_attention}, **{**GPT, "accelerator": "gpu"})
     assert data["error"] == "CUDA is not available in the worker"
+
+
+def test_contract_builds_a_module_argument_once_from_the_library():
+    """An argument written {"__build__": ...} is built in the worker with its weights, and every
+    call of the contract gets that same object: state kept on it is found; honest use passes."""
+    from genlab.checks import contract
+
+    run = probe("contract")
+    state = {"weight": torch.randn(2, 3, generator=torch.Generator().manual_seed(0)), "bias": torch.zeros(2)}
+    layer = {"__build__": "torch.nn:Linear", "kwargs": {"in_features": 3, "out_features": 2}, "state_dict": state}
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    seen_objects = []
+
+    def apply(module, inputs):
+        seen_objects.append(module)
+        return module(inputs)
+
+    args = (layer, x)
+    seen = run({"apply": apply}, "apply", args=args)
+    assert contract.judge(seen, list(args), "apply", ("module", "x")) is None
+    assert len({id(m) for m in seen_objects}) == 1 and isinstance(seen_objects[0], torch.nn.Linear)
+    assert torch.equal(seen_objects[0].weight, state["weight"]) and not seen_objects[0].training
+    assert torch.allclose(seen["first"][0], x @ state["weight"].T)
+
+    def counts_on_the_module(module, inputs):
+        module.calls = getattr(module, "calls", 0) + 1
+        return module(inputs) * module.calls
+
+    seen = run({"f": counts_on_the_module}, "f", args=args)
+    assert "keeps state between calls" in contract.judge(seen, list(args), "f", ("module", "x"))

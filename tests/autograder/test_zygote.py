@@ -29,6 +29,7 @@ pipes = sorted(fd for fd, kind in kinds.items() if kind == 'pipe')
 pid, uid = os.getpid(), os.getuid()
 env = sorted(os.environ)
 torch_loaded = 'torch' in __import__('sys').modules
+frozen = __import__('gc').get_freeze_count()
 """
 
 
@@ -49,6 +50,8 @@ def test_a_worker_holds_only_its_own_pipes(lab, spawn_mode):
         assert handle.isolation.startswith("full:"), handle.isolation
         forked = isinstance(handle.proc.proc, zygote.TemplateChild)
         assert forked == (spawn_mode == "template")
+        # the template froze torch's objects (gc.freeze): a forked worker's collections skip them
+        assert (sub.get("frozen") > 10000) == forked
     finally:
         handle.close()
 

@@ -270,6 +270,19 @@ def test_fork_server_forks_a_fresh_process_per_submission(tmp_path, trace, monke
         server.close()
 
 
+def test_fork_server_children_collect_only_their_own_objects(tmp_path, monkeypatch):
+    """The server freezes what it imported (gc.freeze) before forking: a child's collections,
+    pytest's at the end of every session among them, skip torch's objects."""
+    work = tmp_path / "work"
+    server = _fake_server(work, monkeypatch, module="freeze_report")
+    try:
+        child = server.spawn([str(work / "frozen.txt")], work / "child.log")
+        _until(lambda: child.poll() == 0)
+        assert int((work / "frozen.txt").read_text()) > 1000
+    finally:
+        server.close()
+
+
 def test_children_die_with_the_fork_server_and_unforked_work_is_not_lost(tmp_path, trace, monkeypatch):
     work = tmp_path / "work"
     server = _fake_server(work, monkeypatch)

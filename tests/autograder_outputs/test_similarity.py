@@ -5,12 +5,13 @@ import functools
 import inspect
 
 import nbformat
+import pytest
 import torch.nn.functional as F
 
 from autograder.runner import cli, similarity
 from autograder.runner.batch import grade_batch
 from autograder.runner.discover import Handin
-from autograder.runner.lab import Lab
+from autograder.runner.lab import AUTOGRADER_DIR, Lab
 
 from .helpers import FIXTURE_LAB, fake_command
 
@@ -96,33 +97,51 @@ def test_the_report_is_the_instructors_only(tmp_path, monkeypatch, capsys):
             assert "imilar" not in path.read_text(), path
 
 
-def test_library_references_are_read_from_source_as_inspect_reads_them():
-    """genlab's blocked references are fingerprinted from their files, without importing the
-    models (and lightning) they live beside, and exactly as ``inspect.getsource`` gives them."""
+def _imported(key: str):
+    """The object ``key`` ("torch.nn.LSTMCell", "genlab.nn.attention.MultiHeadAttention.forward") names."""
     import importlib
-    import subprocess
-    import sys
+
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+            break
+        except ImportError:
+            continue
+    for name in rest:
+        obj = getattr(obj, name)
+    return obj
+
+
+@pytest.mark.parametrize("lab_folder", sorted(p.name for p in AUTOGRADER_DIR.glob("lab*") if (p / "lab.toml").is_file()))
+def test_references_are_read_from_source_as_inspect_reads_them(lab_folder):
+    """Every lab's blocked references, genlab's and torch's (re-exports followed), are fingerprinted
+    from their files exactly as ``inspect.getsource`` gives them; only compiled ones are missing."""
     import textwrap
 
-    from autograder.runner.lab import AUTOGRADER_DIR
+    from autograder.runner import worker_blockers
 
-    lab = Lab.load(AUTOGRADER_DIR / "lab03_transformer")
+    lab = Lab.load(AUTOGRADER_DIR / lab_folder)
     refs = similarity.references(lab)
-    library = {k: v for k, v in refs.items() if k.startswith("genlab.")}
-    assert "genlab.nn.attention.MultiHeadAttention" in library and len(library) >= 10
-    for key, prints in library.items():
-        parts = key.split(".")
-        for i in range(len(parts) - 1, 0, -1):
+    expected = {}
+    for ref in lab.blocked:
+        for single in worker_blockers.expand(ref):
+            key = single.replace(":", ".")
             try:
-                obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
-                break
-            except ImportError:
+                source = inspect.getsource(_imported(key))
+            except (TypeError, OSError, AttributeError):   # compiled: no source to compare with
                 continue
-        for name in rest:
-            obj = getattr(obj, name)
-        assert prints == similarity.fingerprints(textwrap.dedent(inspect.getsource(obj))), key
+            expected[key] = similarity.fingerprints(textwrap.dedent(source))
+    assert refs == expected
+    assert len(refs) >= 3
+
+
+def test_references_import_neither_torch_nor_the_models():
+    import subprocess
+    import sys
+
     code = ("import sys; from autograder.runner import similarity; from autograder.runner.lab import Lab, AUTOGRADER_DIR; "
-            "similarity.references(Lab.load(AUTOGRADER_DIR / 'lab05_gan')); "
-            "print(sorted(m for m in ('lightning', 'genlab.models.gan') if m in sys.modules))")
+            "[similarity.references(Lab.load(AUTOGRADER_DIR / n)) for n in ('lab05_gan', 'lab01_rnn', 'lab00_precision')]; "
+            "print(sorted(m for m in ('torch', 'lightning', 'genlab.models.gan') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

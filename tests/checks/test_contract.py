@@ -31,6 +31,17 @@ def test_an_input_changed_in_place_is_named():
     assert problem.startswith("f changed its input `a` in place")
 
 
+def test_an_in_place_write_that_keeps_the_values_is_named_too():
+    """clamp_ within range changes no value, but it writes into the caller's tensor (and autograd
+    refuses it on a leaf): torch's version counter shows it."""
+    def clamps_in_place(a, b):
+        a.clamp_(-100.0, 100.0)
+        return a * b
+
+    problem = contract_problem(clamps_in_place, _inputs(), "f", names=("a", "b"))
+    assert problem.startswith("f changed its input `a` in place")
+
+
 def test_state_kept_between_calls_is_found():
     calls = []
 
@@ -73,6 +84,7 @@ def test_grad_mode_left_off_is_found_and_switched_back_on():
 
     try:
         assert "left gradients switched off" in contract_problem(leaves_grad_off, _inputs(), "f")
+        assert torch.is_grad_enabled()   # the check itself leaves autograd as it found it
     finally:
         torch.set_grad_enabled(True)
 

@@ -51,6 +51,13 @@ MUTANTS = [
     Mutant("streams_drop_last_window", STREAMS,
            (("for start in range(0, L, seq_len):", "for start in range(0, L - seq_len + 1, seq_len):"),),
            (STREAMS_T,), ("last", "shorter")),
+    # a list built in a default argument: every call appends to the same list (genlab.checks.contract)
+    Mutant("streams_default_list_argument", STREAMS,
+           (("def stream_batches(ids, batch_size, seq_len):", "def stream_batches(ids, batch_size, seq_len, windows=[]):"),
+            ("        yield inputs[:, start : start + seq_len], targets[:, start : start + seq_len]\n",
+             "        windows.append((inputs[:, start : start + seq_len], targets[:, start : start + seq_len]))\n"
+             "    return windows\n")),
+           (STREAMS_T,), ("keeps state between calls",)),
     # --- part 2: the LSTM cell
     Mutant("lstm_forget_input_swapped", LSTM, (("c_new = f * c + i * g", "c_new = i * c + f * g"),),
            (LSTM_T,), ("forget",)),
@@ -68,6 +75,13 @@ MUTANTS = [
            (LSTM_T,), ("order",)),
     Mutant("lstm_no_hidden_bias", LSTM, ((" + h @ self.weight_hh.T + self.bias_hh", " + h @ self.weight_hh.T"),),
            (LSTM_T,), ("bias_hh",)),
+    # promises no value check sees (genlab.checks.contract): the state is an input like x
+    Mutant("lstm_detached_state", LSTM,
+           ((" + h @ self.weight_hh.T", " + h.detach() @ self.weight_hh.T"),
+            ("c_new = f * c + i * g", "c_new = f * c.detach() + i * g")),
+           (LSTM_T,), ("no gradient reaches `h`, `c`",)),
+    Mutant("lstm_cell_state_updated_in_place", LSTM, (("c_new = f * c + i * g", "c_new = c.mul_(f).add_(i * g)"),),
+           (LSTM_T,), ("changed its input `c` in place",)),
     # --- part 3: the loss
     Mutant("loss_summed", LOSS, ((CROSS_ENTROPY, CROSS_ENTROPY[:-1] + ', reduction="sum")'),), (LOSS_T,), ("summed",)),
     Mutant("loss_mean_over_batch_only", LOSS, ((CROSS_ENTROPY, CROSS_ENTROPY[:-1] + ', reduction="sum") / B'),),
@@ -78,6 +92,11 @@ MUTANTS = [
     Mutant("loss_targets_shifted_again", LOSS,
            ((CROSS_ENTROPY, "F.cross_entropy(logits[:, :-1].float().reshape(-1, V), targets[:, 1:].reshape(-1))"),),
            (LOSS_T,), ("shifted once more",)),
+    Mutant("loss_stabilised_in_place", LOSS,
+           ((f"return {CROSS_ENTROPY}",
+             "logits = logits.float()\n    logits -= logits.max(dim=-1, keepdim=True).values  # for stability\n"
+             "    return F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))"),),
+           (LOSS_T,), ("changed its input `logits` in place",)),
     Mutant("loss_log_of_softmax_in_half", LOSS,
            ((f"return {CROSS_ENTROPY}",
              "probs = torch.softmax(logits, dim=-1)\n    picked = probs.gather(-1, targets.unsqueeze(-1))\n"
@@ -109,7 +128,11 @@ MUTANTS = [
            (("    if temperature == 0:\n        return logits.argmax(dim=-1)\n", ""),), (SAMPLE_T,), ("argmax",)),
     Mutant("sample_in_place_temperature", SAMPLE,
            (("logits = logits.float() / temperature", "logits = logits.float()\n    logits /= temperature"),),
-           (SAMPLE_T,), ("modified the logits",)),
+           (SAMPLE_T,), ("changed its input `logits` in place",)),
+    Mutant("sample_leaves_autograd_off", SAMPLE,
+           (("    if temperature == 0:\n", "    torch.set_grad_enabled(False)  # sampling needs no gradients\n"
+                                          "    if temperature == 0:\n"),),
+           (SAMPLE_T,), ("switched off",)),
     Mutant("sample_top_k_off_by_one", SAMPLE,
            (("kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]",
              "kth = torch.sort(logits, dim=-1, descending=True).values[:, top_k : top_k + 1]"),),

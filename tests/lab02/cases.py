@@ -23,6 +23,10 @@ MUTANTS = [
     Mutant("pm_float_mask", PM, (("return positions[None, :] < lengths[:, None]",
                                   "return (positions[None, :] < lengths[:, None]).float()"),),
            parts=("padding_mask",), keywords=("torch.bool",)),
+    Mutant("pm_unsqueezes_lengths_in_place", PM, (("    return positions[None, :] < lengths[:, None]",
+                                                   "    lengths.unsqueeze_(1)  # (B, 1): one column per sequence\n"
+                                                   "    return positions[None, :] < lengths"),),
+           parts=("padding_mask",), keywords=("`lengths` in place",)),
     # --- 2. additive attention
     Mutant("aa_mask_inverted", AA, (("scores.masked_fill(~mask,", "scores.masked_fill(mask,"),),
            parts=("additive_attention",), keywords=("inverted",)),
@@ -41,6 +45,17 @@ MUTANTS = [
     Mutant("aa_no_tanh", AA, (("hidden = torch.tanh(self.W(query)[:, None, :] + self.U(keys))",
                                "hidden = self.W(query)[:, None, :] + self.U(keys)"),),
            parts=("additive_attention",), keywords=("tanh",)),
+    Mutant("aa_scores_under_no_grad", AA, (
+        ("        hidden = torch.tanh(self.W(query)[:, None, :] + self.U(keys))  # (B, S, d_a)\n"
+         "        scores = self.v(hidden).squeeze(-1)  # (B, S): the energies e_j\n",
+         "        with torch.no_grad():  # the scores only choose the weights\n"
+         "            hidden = torch.tanh(self.W(query)[:, None, :] + self.U(keys))  # (B, S, d_a)\n"
+         "            scores = self.v(hidden).squeeze(-1)  # (B, S): the energies e_j\n"),),
+           parts=("additive_attention",), keywords=("no gradient reaches `query`",)),
+    Mutant("aa_zeroes_padded_values_in_place", AA, (
+        ("        if mask is not None:\n",
+         "        if mask is not None:\n            values.masked_fill_(~mask[:, :, None], 0.0)  # padding adds nothing\n"),),
+           parts=("additive_attention",), keywords=("`values` in place",)),
     # --- 3. decoder step, teacher forcing, loss
     Mutant("ds_attends_with_new_state", DS, (
         ("    logits = decoder.out(torch.cat([new_state, context, emb], dim=-1))  # (B, V)",
@@ -55,6 +70,22 @@ MUTANTS = [
            parts=("decoder_step",), keywords=("not shifted",)),
     Mutant("tf_state_not_carried", DS, (("logits, state, weights = decoder_step(", "logits, _, weights = decoder_step("),),
            parts=("decoder_step",), keywords=("state",)),
+    Mutant("ds_attention_under_no_grad", DS, (
+        ("    context, weights = decoder.attention(state, memory, memory, src_mask)  # the query is s_{i-1}\n",
+         "    with torch.no_grad():  # the weights are only for the plots\n"
+         "        context, weights = decoder.attention(state, memory, memory, src_mask)\n"),),
+           parts=("decoder_step",), keywords=("no gradient reaches `memory`",)),
+    Mutant("tf_default_list_arguments", DS, (
+        ("def teacher_forcing(decoder, tgt, state, memory, src_mask):",
+         "def teacher_forcing(decoder, tgt, state, memory, src_mask, all_logits=[], all_weights=[]):"),
+        ("    all_logits, all_weights = [], []\n", "")),
+           parts=("decoder_step",), keywords=("keeps state between calls",)),
+    Mutant("loss_pads_marked_in_place", DS, (
+        ("    targets = tgt[:, 1:]  # what each step must predict\n",
+         "    targets = tgt[:, 1:]  # what each step must predict\n"
+         "    targets[targets == pad_id] = -100  # cross_entropy skips -100\n"),
+        (", ignore_index=pad_id)", ")")),
+           parts=("decoder_step",), keywords=("`tgt` in place",)),
     Mutant("loss_targets_not_shifted", DS, (("targets = tgt[:, 1:]", "targets = tgt[:, :-1]"),),
            parts=("decoder_step",), keywords=("tgt[:, 1:]",)),
     Mutant("loss_counts_padding", DS, ((", ignore_index=pad_id)", ")"),),
@@ -78,6 +109,10 @@ MUTANTS = [
            parts=("decoding",), keywords=("were lost",)),
     Mutant("beam_state_not_reordered", DEC, (("rows = take_rows(new_rows, torch.tensor(keep))", "rows = new_rows"),),
            parts=("decoding",), keywords=("take_rows",)),
+    Mutant("greedy_switches_grad_off", DEC, (("    B = num_rows(state)\n    tokens = torch.full(",
+                                              "    torch.set_grad_enabled(False)  # decoding needs no gradients\n"
+                                              "    B = num_rows(state)\n    tokens = torch.full("),),
+           parts=("decoding",), keywords=("switched off",)),
     # --- 5. BLEU
     Mutant("bleu_on_token_ids", BLEU, (("    hypotheses, references = to_text(pred_ids), to_text(ref_ids)\n",
                                         "    hypotheses = [\" \".join(str(i) for i in row) for row in pred_ids.tolist()]\n"
@@ -94,6 +129,10 @@ MUTANTS = [
            parts=("bleu",), keywords=("tokenize",)),
     Mutant("bleu_returns_the_object", BLEU, (("[references], tokenize=tokenize).score", "[references], tokenize=tokenize)"),),
            parts=("bleu",), keywords=("BLEUScore",)),
+    Mutant("bleu_drops_bos_in_place", BLEU, (("        for row in ids.tolist():\n",
+                                              "        ids[ids == 1] = 0  # <bos> is dropped like <pad>\n"
+                                              "        for row in ids.tolist():\n"),),
+           parts=("bleu",), keywords=("`ref_ids` in place",)),
 ]
 
 VARIANTS = [

@@ -703,9 +703,11 @@ md(r"""
 ## 6. Train the translator with your parts
 
 `genlab.models.seq2seq.Seq2SeqAttention` assembles a bidirectional GRU encoder and the
-attention decoder. It takes **your** `AdditiveAttention` and **your** `decoder_step` through
-its constructor; Lightning runs the loop, the optimiser (AdamW, warm-up, cosine decay) and,
-on a GPU, mixed precision. The settings are those of `genlab fit seq2seq`.
+attention decoder. It takes **your** parts through its constructor: `AdditiveAttention`,
+`decoder_step`, `teacher_forcing` and `sequence_loss` for training, `greedy_decode` and
+`beam_search` for decoding (the validation exact match and `translate` use your greedy search).
+Lightning runs the loop, the optimiser (AdamW, warm-up, cosine decay) and, on a GPU, mixed
+precision. The settings are those of `genlab fit seq2seq`.
 
 During validation the model decodes greedily and reports the **exact match** (the share of
 dates that come out entirely right), the **character accuracy** (the share of characters in
@@ -749,12 +751,14 @@ dates = DatesDataModule(**data_args)
 for src, tgt in dates.pairs("train")[:6]:
     print(f"{src!r:>32} -> {tgt}")
 model_args.pop("attention")
+your_parts = dict(decoder_step=decoder_step, sequence_loss=sequence_loss, greedy_search=greedy_decode,
+                  beam_search=beam_search)
 model = Seq2SeqAttention(
     src_vocab_size=dates.src_vocab_size, tgt_vocab_size=dates.tgt_vocab_size,
     pad_id=dates.pad_id, bos_id=dates.bos_id, eos_id=dates.eos_id, **model_args,
     attention=AdditiveAttention(model_args["decoder_size"], 2 * model_args["hidden_size"],
                                 model_args["attention_size"]),  # <- yours
-    decoder_step=decoder_step,  # <- yours
+    teacher_forcing=teacher_forcing, **your_parts,  # <- yours too: the loop, the loss, both searches
 )
 bahdanau_clock = AccuracyClock()
 trainer = training.make_trainer("seq2seq", callbacks=[bahdanau_clock], **trainer_args)
@@ -822,7 +826,9 @@ The same date task, three encoder-decoders, each trained with the library's sett
 by the same clock (seconds spent in training steps, validations excluded):
 
 * **no attention**: the same GRU encoder and decoder, but the decoder reads one fixed context
-  vector, the encoder's final states (`attention="none"`): the 2014 bottleneck;
+  vector, the encoder's final states (`attention="none"`): the 2014 bottleneck, run by your
+  `decoder_step`, loss and searches (its attention gives no weights to stack, so the library's
+  loop calls your `decoder_step` instead of your `teacher_forcing`);
 * **Bahdanau attention**: your model from section 6;
 * **the Transformer** of lab 03 (`genlab.models.TransformerSeq2Seq`): no recurrence,
   self-attention in both encoder and decoder, cross-attention between them.
@@ -846,7 +852,7 @@ clocks = {"Bahdanau attention": bahdanau_clock}
 L.seed_everything(0, verbose=False)
 bottleneck = Seq2SeqAttention(
     src_vocab_size=dates.src_vocab_size, tgt_vocab_size=dates.tgt_vocab_size,
-    pad_id=dates.pad_id, bos_id=dates.bos_id, eos_id=dates.eos_id, **model_args, attention="none")
+    pad_id=dates.pad_id, bos_id=dates.bos_id, eos_id=dates.eos_id, **model_args, attention="none", **your_parts)
 clocks["no attention (one context vector)"] = AccuracyClock()
 training.make_trainer("seq2seq", callbacks=[clocks["no attention (one context vector)"]], **trainer_args).fit(
     bottleneck, datamodule=dates)

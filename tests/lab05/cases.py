@@ -65,6 +65,15 @@ MUTANTS = [
              "    real_loss = -(real_targets * torch.log(p_real) + (1 - real_targets) * torch.log(1 - p_real)).mean()\n"
              "    fake_loss = -torch.log(1 - p_fake).mean()\n"),),
            (DLOSS_T,), ("inf", "logits")),
+    # promises no value check sees (genlab.checks.contract)
+    Mutant("d_fake_term_negated_in_place", DLOSS,
+           (("fake_loss = F.binary_cross_entropy_with_logits(fake_logits, fake_targets)",
+             "fake_loss = -F.logsigmoid(fake_logits.neg_()).mean()  # BCE(x, 0) = -log sigmoid(-x)"),),
+           (DLOSS_T,), ("changed its input `fake_logits` in place",)),
+    Mutant("d_detaches_the_fakes", DLOSS,
+           (("real_logits, fake_logits = real_logits.float(), fake_logits.float()",
+             "real_logits, fake_logits = real_logits.float(), fake_logits.detach().float()  # fakes detached for D"),),
+           (DLOSS_T,), ("no gradient reaches `fake_logits`",)),
     # --- part 2: the generator's loss
     Mutant("g_saturating", GLOSS,
            (("return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))",
@@ -82,6 +91,10 @@ MUTANTS = [
            (GLOSS_T,), ("sign",)),
     Mutant("g_float16_loss", GLOSS, (("    fake_logits = fake_logits.float()  # losses in float32\n", ""),),
            (GLOSS_T,), ("float32",)),
+    Mutant("g_negated_in_place", GLOSS,
+           (("return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))",
+             "return F.softplus(fake_logits.neg_()).mean()  # -log sigmoid(x) = softplus(-x)"),),
+           (GLOSS_T,), ("changed its input `fake_logits` in place",)),
     # --- part 3: the training step
     Mutant("step_generator_first", STEP, ((D_BLOCK + G_BLOCK, G_FIRST),), (STEP_T,), ("before D",)),
     Mutant("step_optimizers_swapped", STEP, (("opt_d, opt_g = gan.optimizers()", "opt_g, opt_d = gan.optimizers()"),),

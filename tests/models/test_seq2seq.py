@@ -206,3 +206,43 @@ def test_registered_for_genlab_fit_with_figures(tmp_path):
     written = save_run_figures(model, dm, tmp_path)
     assert {p.name for p in written} == {"translations.txt", "alignment.png"}
     assert "beam 4" in (tmp_path / "translations.txt").read_text(encoding="utf-8")
+
+
+def test_every_injected_part_is_the_one_the_model_runs():
+    """teacher_forcing, sequence_loss, greedy_search and beam_search (a student's, lab 02) replace
+    genlab's in training, decoding and translation; with genlab's own inside, the results are equal."""
+    from genlab.nn.rnn_seq2seq import sequence_loss, teacher_forced_logits
+
+    dm = _dates()
+    called = set()
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            called.add(name)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def teacher_forcing(decoder, tgt, state, memory, src_mask):   # lab 02's signature: no ratio
+        return teacher_forced_logits(decoder, tgt, state, memory, src_mask, step=decoder_step)
+
+    injected = _model(dm, decoder_step=decoder_step, teacher_forcing=spy("teacher_forcing", teacher_forcing),
+                      sequence_loss=spy("sequence_loss", sequence_loss), greedy_search=spy("greedy", greedy_search),
+                      beam_search=spy("beam", beam_search)).eval()
+    plain = _model(dm).eval()
+    plain.load_state_dict(injected.state_dict())
+    batch = next(iter(dm.val_dataloader()))
+    with torch.no_grad():
+        for model in (injected, plain):
+            logits, weights = model(batch.src, batch.src_lengths, batch.tgt)
+            model.results = (logits, weights, model.loss(logits, batch.tgt),
+                             model.greedy_decode(batch.src, batch.src_lengths),
+                             model.beam_decode(batch.src, batch.src_lengths, width=2)[0])
+    for got, want in zip(injected.results, plain.results, strict=True):
+        torch.testing.assert_close(got, want)
+    assert called == {"teacher_forcing", "sequence_loss", "greedy", "beam"}
+    assert injected.translate(["3 March 2021"], dm) == plain.translate(["3 March 2021"], dm)
+
+
+def test_a_teacher_forcing_part_needs_a_ratio_of_one():
+    with pytest.raises(ValueError, match="teacher_forcing_ratio=1.0"):
+        _model(_dates(), teacher_forcing=lambda *a: None, teacher_forcing_ratio=0.5)

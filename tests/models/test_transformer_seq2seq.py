@@ -8,6 +8,14 @@ import torch
 from genlab.data import DatesDataModule, PairBatch, collate_pairs
 from genlab.models import TransformerSeq2Seq
 from genlab.models.transformer_seq2seq import exact_match, truncate_after_eos
+from genlab.nn import (
+    MultiHeadAttention,
+    causal_mask,
+    combine_masks,
+    scaled_dot_product_attention,
+    sinusoidal_positions,
+)
+from genlab.nn.attention import TorchMultiHeadAttention
 from genlab.plots.transformer import save_seq2seq_figures
 
 PAD, BOS, EOS = 0, 1, 2
@@ -161,3 +169,59 @@ def test_16_mixed_training_on_gpu_is_finite():
     trainer.fit(model, data)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _StudentStyleAttention(torch.nn.Module):
+    """Lab 03's class as a student writes it: forward(query, key, value, mask=None) only, weights kept."""
+
+    calls = 0
+
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (torch.nn.Linear(d_model, d_model) for _ in range(4))
+        self.last_weights = None
+
+    def _split(self, x):
+        return x.view(x.shape[0], x.shape[1], self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(self, query, key, value, mask=None):
+        type(self).calls += 1
+        q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
+        out, self.last_weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.out_proj(out.transpose(1, 2).reshape(query.shape))
+
+
+def test_injected_parts_are_the_ones_the_model_runs_and_give_the_same_function():
+    """A student's attention layer, masks and positions (lab 03) wire into the model: each is called,
+    and with genlab's own versions inside they compute what genlab's MultiHeadAttention model does."""
+    called = set()
+
+    def spy(name, fn):
+        def wrapped(*args):
+            called.add(name)
+            return fn(*args)
+        return wrapped
+
+    injected = _model(attention_layer=_StudentStyleAttention, causal_mask=spy("causal", causal_mask),
+                      combine_masks=spy("combine", combine_masks),
+                      positions=spy("positions", sinusoidal_positions)).eval()
+    reference = _model(attention=scaled_dot_product_attention).eval()
+    reference.load_state_dict(injected.state_dict())
+    b = _batch()
+    out = injected(b.src, b.src_lengths, b.tgt[:, :-1], b.tgt_lengths - 1)
+    torch.testing.assert_close(out, reference(b.src, b.src_lengths, b.tgt[:, :-1], b.tgt_lengths - 1))
+    assert called == {"causal", "combine", "positions"} and _StudentStyleAttention.calls == 3  # enc self, dec self, cross
+    weights = injected.cross_attention_weights(b.src, b.src_lengths, b.tgt[:, :-1])
+    assert weights.shape == (1, 2, 2, 4, 5) and (weights[:, 1, :, :, 3:] == 0).all()
+
+
+def test_default_layers_are_torchs_own_and_need_no_graded_part():
+    model = _model()
+    layers = [m for m in model.modules() if isinstance(m, (MultiHeadAttention, TorchMultiHeadAttention))]
+    assert len(layers) == 3 and all(isinstance(m, TorchMultiHeadAttention) for m in layers)
+
+
+def test_a_position_table_of_the_wrong_shape_is_named():
+    with pytest.raises(ValueError, match=r"position table for T=64, d=16 must be a float tensor of shape \(64, 16\)"):
+        _model(positions=lambda T, d: torch.zeros(d, T))

@@ -17,7 +17,7 @@ from genlab.nn import (
     padding_mask,
     scaled_dot_product_attention,
 )
-from genlab.nn.attention import CausalSelfAttention
+from genlab.nn.attention import CausalSelfAttention, TorchMultiHeadAttention
 
 ATTENTIONS = [scaled_dot_product_attention, fast_scaled_dot_product_attention]
 
@@ -175,6 +175,32 @@ def test_mha_without_bias_matches_torch():
     ref, ours = _torch_and_ours(bias=False)
     x = torch.randn(2, 4, 16, dtype=torch.float64)
     torch.testing.assert_close(ours(x), ref(x, x, x)[0])
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "padding", "both"])
+def test_torch_layer_computes_what_ours_computes_with_genlab_masks(mask_kind):
+    """TorchMultiHeadAttention: genlab's mask convention (True = may attend) in, the same function
+    and per-head weights as MultiHeadAttention with the same weights out."""
+    torch.manual_seed(3)
+    layer = TorchMultiHeadAttention(16, 4).double()
+    for p in layer.parameters():
+        nn.init.normal_(p, std=0.3)
+    ours = load_torch_weights(MultiHeadAttention(16, 4).double(), layer.mha)
+    q, mem = torch.randn(3, 6, 16, dtype=torch.float64), torch.randn(3, 6, 16, dtype=torch.float64)
+    causal, pad = causal_mask(6), padding_mask(torch.tensor([6, 3, 1]), 6)
+    mask = {"none": None, "causal": causal, "padding": combine_masks(None, pad),
+            "both": combine_masks(causal, pad)}[mask_kind]
+    got = layer(q, mem, mem, mask=mask, need_weights=True)
+    torch.testing.assert_close(got, ours(q, mem, mem, mask=mask))
+    torch.testing.assert_close(layer.last_weights, ours.last_weights)
+    assert layer(q, mask=mask).shape == (3, 6, 16) and layer.last_weights is None  # weights only when asked
+
+
+def test_torch_layer_refuses_a_mask_that_does_not_broadcast():
+    layer = TorchMultiHeadAttention(8, 2)
+    x = torch.randn(2, 5, 8)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        layer(x, mask=torch.ones(5, 4, dtype=torch.bool))
 
 
 def test_split_and_merge_heads_use_contiguous_feature_slices():

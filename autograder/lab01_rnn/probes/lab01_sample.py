@@ -2,7 +2,7 @@
 
 ``calls`` is a list of dicts with ``logits`` and optional ``temperature``, ``top_k``,
 ``top_p``, ``seed``, ``global_seed`` (the global RNG is reseeded first, to show that the
-result does not depend on it). Returns one ``{"error", "samples", "unchanged"}`` per call.
+result does not depend on it). Returns one ``{"error", "samples"}`` per call.
 """
 
 

@@ -78,27 +78,36 @@ def observe(fn: Callable, args: Sequence, kwargs: dict | None = None, output_ind
     """Call ``fn`` on copies of ``args`` as the promises need, and record what happened.
 
     Returns plain data (what the grading worker sends back): ``inputs_after`` (the argument
-    tensors after a first call, on the objects it got), ``grad_enabled`` (after that call),
+    tensors after a first call, on the objects it got), ``written`` (per argument: did the call
+    write into it, even values it already held, as ``x.clamp_(...)`` in range does: torch's
+    version counter moved), ``grad_enabled`` (after that call),
     ``first`` and ``again`` (the result's tensors, before and after a call on other inputs),
     and with ``check_grads`` ``requires_grad`` (of the chosen output), ``grads`` (per
     argument: did a nonzero gradient reach it; ``None`` for non-float arguments) and
     ``param_grads`` (a module's parameters: did one reach it).
-    What ``fn`` raises propagates, as it would from a plain call.
+    What ``fn`` raises propagates, as it would from a plain call. Autograd is left as it was.
     """
     kwargs = dict(kwargs or {})
-    inputs, before = _copy(args), _copy(args)
-    first = tensors(fn(*inputs, **kwargs))
-    seen = {"inputs_after": [a if isinstance(a, Tensor) else None for a in inputs],
-            "grad_enabled": torch.is_grad_enabled()}
-    if any(isinstance(a, Tensor) and not (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(inputs, before, strict=True)):
-        return seen   # an input changed in place: that is the finding (autograd would refuse it on a leaf)
-    torch.set_grad_enabled(True)
-    fn(*_other_inputs(args), **kwargs)
-    seen["first"] = [t.detach() for t in first]
-    seen["again"] = [t.detach() for t in tensors(fn(*_copy(args), **kwargs))]
-    if check_grads:
-        seen.update(_observe_gradients(fn, args, kwargs, output_index))
-    return seen
+    grad_mode = torch.is_grad_enabled()
+    try:
+        inputs, before = _copy(args), _copy(args)
+        versions = [a._version if isinstance(a, Tensor) else None for a in inputs]
+        first = tensors(fn(*inputs, **kwargs))
+        seen = {"inputs_after": [a if isinstance(a, Tensor) else None for a in inputs],
+                "written": [isinstance(a, Tensor) and a._version != v for a, v in zip(inputs, versions, strict=True)],
+                "grad_enabled": torch.is_grad_enabled()}
+        if any(seen["written"]) or any(isinstance(a, Tensor) and not (a.shape == b.shape and torch.equal(a, b))
+                                       for a, b in zip(inputs, before, strict=True)):
+            return seen   # an input changed in place: that is the finding (autograd would refuse it on a leaf)
+        torch.set_grad_enabled(True)
+        fn(*_other_inputs(args), **kwargs)
+        seen["first"] = [t.detach() for t in first]
+        seen["again"] = [t.detach() for t in tensors(fn(*_copy(args), **kwargs))]
+        if check_grads:
+            seen.update(_observe_gradients(fn, args, kwargs, output_index))
+        return seen
+    finally:
+        torch.set_grad_enabled(grad_mode)   # whatever the function left behind, the caller's mode
 
 
 def _observe_gradients(fn, args, kwargs, output_index) -> dict:
@@ -125,8 +134,11 @@ def judge(seen: dict, args: Sequence, what: str, names: Sequence[str] | None = N
     """The first broken promise in ``observe``'s record of a call on ``args``, or ``None``."""
     shown = _names(args, names)
     after = list(seen.get("inputs_after") or [])
-    changed = [shown[i] for i, a in enumerate(args) if isinstance(a, Tensor) and not (
-        i < len(after) and isinstance(after[i], Tensor) and after[i].shape == a.shape and torch.equal(after[i], a))]
+    written = list(seen.get("written") or [])
+    changed = [shown[i] for i, a in enumerate(args) if isinstance(a, Tensor) and (
+        (i < len(written) and written[i] is True)
+        or not (i < len(after) and isinstance(after[i], Tensor) and after[i].shape == a.shape
+                and torch.equal(after[i], a)))]
     if changed:
         return (f"{what} changed its input {', '.join(changed)} in place (an operation ending in _, or "
                 "x[...] = ..., or /= on an argument); compute new tensors instead, because the caller may "

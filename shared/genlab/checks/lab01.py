@@ -7,6 +7,7 @@ wrong answer into a hint. The hidden tests ask for the same things on other inpu
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab01_bugs as bugs
+from genlab.checks.contract import contract_problem
 
 __all__ = [
     "check_stream_batches",
@@ -23,7 +25,60 @@ __all__ = [
     "check_sample_next",
     "observe_tbptt",
     "observe_sampling",
+    "read_windows",
+    "FlatStateCell",
+    "sampling_contract_logits",
 ]
+
+
+# ---------------------------------------------------------------- the contract's adapters
+# genlab.checks.contract calls a function on tensors and reads the tensors it returns. Two
+# parts need an adapter for that: the hidden tests load these from this file afresh inside the
+# grading worker (probe lab01_contract), so the public check and the feedback agree.
+
+#: More windows than any check's corpus gives: a generator that never stops is cut here.
+MAX_WINDOWS = 10_000
+
+
+def read_windows(fn: Callable) -> Callable:
+    """``stream_batches`` read to the end: a generator runs (and changes or keeps anything) only
+    while it is read, so the contract sees its windows as a list."""
+    def windows(ids, batch_size, seq_len):
+        return list(itertools.islice(fn(ids, batch_size, seq_len), MAX_WINDOWS))
+    return windows
+
+
+class FlatStateCell(nn.Module):
+    """``cell(x, (h, c))`` called as ``flat(x, h, c)``: the contract checks each of x, h and c as
+    an input of its own (not changed in place, reached by the gradient) and the cell's parameters."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x, h, c):
+        return self.cell(x, (h, c))
+
+    def named_parameters(self, *args, **kwargs):
+        """The cell's own parameters, by their own names (``weight_ih``, not ``cell.weight_ih``)."""
+        cell = self.cell
+        return cell.named_parameters(*args, **kwargs) if isinstance(cell, nn.Module) else iter(())
+
+
+def _contract(fn: Callable, args, what: str, names, last: bool = False, **kwargs) -> None:
+    """Fail with the first promise ``fn`` breaks (``genlab.checks.contract``). Run first (before the
+    value checks), a crash is left to the value checks that follow, which explain it with the call
+    that caused it; run ``last``, a crash is reported here (an in-place change that keeps the values
+    shows only as autograd's error, when an input requires grad)."""
+    with torch.enable_grad():   # and back as it was: a function that switches autograd off does it every call
+        if last:
+            problem = kit.call(what, contract_problem, fn, args, what, names=names, **kwargs)
+        else:
+            try:
+                problem = contract_problem(fn, args, what, names=names, **kwargs)
+            except Exception:  # noqa: BLE001
+                problem = None
+    kit.fail_if(problem)
 
 
 # ---------------------------------------------------------------- 1. stream_batches
@@ -31,19 +86,20 @@ __all__ = [
 def check_stream_batches(fn: Callable) -> None:
     """Contiguous rows, y shifted by one, window k+1 continuing window k, the last shorter window."""
     what = "stream_batches"
+    # first: ids changed in place would spoil the checks below (N - 1 = 61 is no multiple of B = 3: tokens are
+    # left over at the end, so trimming them off ids in place shows)
+    _contract(read_windows(fn), (1000 + torch.arange(62), 3, 7), what, ("ids", "batch_size", "seq_len"),
+              check_grads=False)
     for N, B, T in ((101, 4, 5), (97, 3, 8), (41, 1, 6), (30, 5, 10)):
         ids = 1000 + torch.arange(N)  # each id names its position in the corpus
-        before = ids.clone()
         batches = _call_streams(fn, ids, B, T)
         kit.fail_if(bugs.name_stream_bug(batches, ids, B, T), f"{what}(ids of {N} tokens, batch_size={B}, seq_len={T})")
-        if not torch.equal(ids, before):
-            raise AssertionError(f"{what} modified the ids it was given; read them, do not write into them.")
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(50, (203,), generator=g)  # repeated ids: nothing may depend on their values
     batches = _call_streams(fn, ids, 6, 7)
     kit.fail_if(bugs.name_stream_bug(batches, ids, 6, 7), f"{what} on a random corpus")
     kit.ok(f"{what}: B contiguous streams, y = x shifted by one, each window continues the last, "
-           "and the last shorter window is kept")
+           "the last shorter window is kept, and the ids are left as they were")
 
 
 def _call_streams(fn, ids, B, T):
@@ -86,28 +142,35 @@ def check_lstm_cell(cls: type) -> None:
     x = torch.randn(B, n_in, generator=g)
     state = (torch.randn(B, H, generator=g), torch.randn(B, H, generator=g))
     weights = {k: v.detach().clone() for k, v in ref.state_dict().items()}
+
+    def given():   # the cell gets copies: an (h, c) changed in place must not spoil the next comparison
+        return x.clone(), tuple(s.clone() for s in state)
+
     with torch.no_grad():
-        got = _call_with_hint("LSTMCell.forward(x, (h, c))", bugs.LSTM_SPLIT_HINT, cell, x, state)
+        got = _call_with_hint("LSTMCell.forward(x, (h, c))", bugs.LSTM_SPLIT_HINT, cell, *given())
         kit.fail_if(bugs.name_lstm_bug(got, x, state, weights), "one step from a given (h, c)")
-        got = kit.call("LSTMCell.forward(x) with no state", cell, x)
+        got = kit.call("LSTMCell.forward(x) with no state", cell, x.clone())
         kit.fail_if(bugs.name_lstm_bug(got, x, None, weights), "one step from state=None (zeros)")
         want = ref(x, state)
-        got = cell(x, state)
+        got = cell(*given())
         for name, a, b in (("h", got[0], want[0]), ("c", got[1], want[1])):
             kit.expect_close(a, b, f"{name} compared with nn.LSTMCell", atol=1e-5)
     cell64 = copy.deepcopy(cell).double()
     x64, state64 = x.double(), tuple(s.double() for s in state)
-    got = kit.call("LSTMCell in float64", cell64, x64, state64)
+    got = kit.call("LSTMCell in float64", cell64, x64.clone(), tuple(s.clone() for s in state64))
     kit.fail_if(bugs.name_lstm_bug(got, x64, state64, weights, atol=1e-10), "float64 inputs")
     _check_lstm_gradients(cell, ref, x, state)
-    kit.ok("LSTMCell matches torch.nn.LSTMCell with the same weights: (h, c), state=None, float64 and gradients")
+    # last, once the values are right (a missing term shows above as itself, not as a missing gradient)
+    _contract(FlatStateCell(cell), (x, *state), "LSTMCell.forward", ("x", "h", "c"), last=True)
+    kit.ok("LSTMCell matches torch.nn.LSTMCell with the same weights: (h, c), state=None, float64 and gradients; "
+           "x, h and c are left as they were, reached by the gradient, and no state is kept between calls")
 
 
 def _check_lstm_gradients(cell, ref, x: Tensor, state) -> None:
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     cell.zero_grad(set_to_none=True)
     ref.zero_grad(set_to_none=True)
-    h, c = cell(xa, state)
+    h, c = cell(xa, tuple(s.clone() for s in state))
     (h.square().sum() + c.sum()).backward()
     hr, cr = ref(xb, state)
     (hr.square().sum() + cr.sum()).backward()
@@ -126,6 +189,9 @@ def _check_lstm_gradients(cell, ref, x: Tensor, state) -> None:
 def check_lm_loss(fn: Callable) -> None:
     """The mean over B·T in float32, half-precision logits, autocast, and the gradient."""
     what = "lm_loss"
+    c = torch.Generator().manual_seed(30)
+    _contract(fn, (torch.randn(2, 4, 9, generator=c) * 2, torch.randint(9, (2, 4), generator=c)), what,
+              ("logits", "targets"))
     g = torch.Generator().manual_seed(3)
     for B, T, V in ((2, 5, 11), (4, 3, 7), (1, 6, 103)):
         logits = torch.randn(B, T, V, generator=g) * 2
@@ -152,7 +218,7 @@ def check_lm_loss(fn: Callable) -> None:
     kit.expect_close(logits.grad, want, "the gradient of the loss with respect to the logits", atol=1e-5,
                      hint="it should be (softmax(logits) - onehot(targets)) / (B·T) for the mean loss.")
     kit.ok(f"{what}: the mean cross-entropy over batch and time, float32 (also for float16 logits and under "
-           "autocast), with the right gradient")
+           "autocast), with the right gradient; the logits are left as they were")
 
 
 # ---------------------------------------------------------------- 4. tbptt_step
@@ -278,21 +344,35 @@ def check_tbptt_step(fn: Callable, lm_loss: Callable | None = None) -> None:
 
 # ---------------------------------------------------------------- 5. sample_next
 
+#: The filters the contract check runs through (temperature != 1, so that `logits /= T` shows).
+SAMPLING_CONTRACT_KWARGS = dict(temperature=0.8, top_k=3, top_p=0.9)
+
+
+def sampling_contract_logits(seed: int, B: int = 4, V: int = 9) -> Tensor:
+    """Logits (B, V) with one token per row 40 above the others: whatever the filters keep, every
+    draw is that token (another has probability below 1e-20), so the contract's calls on the same
+    logits give the same samples whatever the random generator, and differences mean kept state."""
+    g = torch.Generator().manual_seed(int(seed))
+    logits = torch.randn(B, V, generator=g)
+    top = torch.randint(V, (B,), generator=g)
+    logits[torch.arange(B), top] += 40.0
+    return logits
+
+
 def observe_sampling(fn: Callable, logits: Tensor, temperature=1.0, top_k=None, top_p=None, seed: int = 0,
                      global_seed: int | None = None) -> dict:
     """Call ``fn`` with a fresh ``torch.Generator().manual_seed(seed)``; plain data back:
-    ``samples`` (or ``error``) and whether ``logits`` came back unchanged."""
+    ``samples`` or ``error``."""
     if global_seed is not None:
         torch.manual_seed(global_seed)
-    given = logits.clone()
     generator = torch.Generator(device=logits.device).manual_seed(int(seed))
     try:
         samples = fn(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     except Exception as exc:  # noqa: BLE001 - reported as data
-        return {"error": f"{type(exc).__name__}: {exc}", "unchanged": bool(torch.equal(logits, given))}
+        return {"error": f"{type(exc).__name__}: {exc}"}
     if isinstance(samples, Tensor):
         samples = samples.detach().cpu()
-    return {"error": None, "samples": samples, "unchanged": bool(torch.equal(logits, given))}
+    return {"error": None, "samples": samples}
 
 
 def sampling_error_hint(error: str, top_p=None) -> str:
@@ -311,15 +391,15 @@ def _sample(fn, what, logits, **kw):
     data = observe_sampling(fn, logits, **kw)
     if data["error"]:
         raise AssertionError(f"{what} raised an error: {sampling_error_hint(data['error'], kw.get('top_p'))}")
-    if not data["unchanged"]:
-        raise AssertionError(f"{what} modified the logits it was given (an in-place /= or masked_fill_?): the caller "
-                             "keeps using them, so work on a new tensor (logits / T, masked_fill without _).")
     return data["samples"]
 
 
 def check_sample_next(fn: Callable) -> None:
     """Shapes, T → 0, top-k and top-p supports, the frequencies at several T, the generator."""
     what = "sample_next"
+    # first: logits changed in place (`logits /= T`) would spoil every check below
+    _contract(fn, (sampling_contract_logits(5),), what, ("logits",), kwargs=SAMPLING_CONTRACT_KWARGS,
+              check_grads=False)
     g = torch.Generator().manual_seed(5)
     row = torch.randn(12, generator=g) * 1.5
     n = 4000
@@ -354,4 +434,4 @@ def check_sample_next(fn: Callable) -> None:
     if torch.equal(a, c):
         raise AssertionError(f"{what} gave the same samples for two different generator seeds: it ignores the generator.")
     kit.ok(f"{what}: temperature (T → 0 is greedy), top-k, the minimal top-p nucleus, the frequencies of softmax(x/T), "
-           "and the generator")
+           "and the generator; the logits are left as they were")

@@ -391,8 +391,9 @@ def name_loss_bug(got, logits: Tensor, tgt: Tensor, pad_id: int, atol: float = 1
     total = F.cross_entropy(flat, tgt[:, 1:].reshape(-1), ignore_index=pad_id, reduction="sum")
     if abs(float(value - total)) <= atol * max(1.0, abs(float(total))):
         return "the loss is a sum; it should be the mean over the real target tokens (reduction='mean')."
-    return (f"the loss should be {'the'} mean cross-entropy of the logits against tgt[:, 1:], ignoring pad_id "
-            f"(yours differs by {abs(float(value - want)):.3g}).")
+    # no size of the difference: for one number it would give the expected value away
+    return ("the loss should be the mean cross-entropy of the logits against tgt[:, 1:], ignoring pad_id (yours "
+            "differs by more than rounding).")
 
 
 # ---------------------------------------------------------------- 4. decoding
@@ -678,6 +679,7 @@ def name_bleu_bug(got, pred_ids: Tensor, ref_ids: Tensor, itos: Sequence[str], t
             continue
         if abs(got - alt) <= 1e-6 + 1e-6 * abs(alt) and abs(alt - want) > 1e-9:
             return hint
+    # no size of the difference: for one number it would give the expected value away
     return (f"the score differs from sacrebleu.corpus_bleu(hypotheses, [references], tokenize={tokenize!r}) on the "
-            f"decoded strings (by {abs(got - want):.3g} points). Decode the token ids to text (up to the first <eos>, "
-            "without <pad> and <bos>, joined with sep); references go in a list of reference streams: [references].")
+            "decoded strings. Decode the token ids to text (up to the first <eos>, without <pad> and <bos>, joined "
+            "with sep); references go in a list of reference streams: [references].")

@@ -1,7 +1,8 @@
 """Public checks for lab 04 (the VAE). Each prints one ✓ line or raises AssertionError with a hint.
 
 They cover everything the hidden tests require (shapes, dtypes, the given noise, gradients,
-float16 inputs, untouched inputs), on small fixed inputs; the hidden tests use other ones.
+float16 inputs, and the promises of ``genlab.checks.contract``: inputs left unchanged, no state
+kept between calls, autograd left on), on small fixed inputs; the hidden tests use other ones.
 The KL is also compared with ``torch.distributions.kl_divergence``, an independent oracle.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab04_bugs as bugs
+from genlab.checks.contract import contract_problem
 
 __all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_latent_grid", "RecordingDecoder"]
 
@@ -22,11 +24,20 @@ def _gaussian(seed: int, B: int, L: int, logvar_scale: float = 1.5) -> tuple[Ten
     return torch.randn(B, L, generator=g), torch.randn(B, L, generator=g) * logvar_scale
 
 
-def _unchanged(before: list[Tensor], after: list[Tensor], names: list[str], what: str) -> None:
-    for name, b, a in zip(names, before, after, strict=True):
-        if not torch.equal(b, a):
-            raise AssertionError(f"{what} changed its input `{name}` in place; compute new tensors instead "
-                                 "(e.g. `eps * sigma`, not `eps.mul_(sigma)`).")
+def _contract(fn: Callable, args: tuple, what: str, names: tuple[str, ...], check_grads: bool = True) -> None:
+    """The hidden tests' contract (``genlab.checks.contract``). A check runs it without gradients
+    before its value checks (an input changed in place would make them compare with the wrong
+    inputs), and with them after, where the hidden tests ask for them (a wrong formula is named
+    before "no gradient reaches" an input). Autograd is switched back on afterwards if the
+    function left it off (the message says so)."""
+    enabled = torch.is_grad_enabled()
+    try:
+        problem = contract_problem(fn, args, what, names=names, check_grads=check_grads)
+    except Exception:   # a crash is explained by the checks below, with the call that caused it
+        problem = None
+    finally:
+        torch.set_grad_enabled(enabled)
+    kit.fail_if(problem)
 
 
 def _grad_or_fail(t: Tensor, name: str, what: str) -> Tensor:
@@ -41,12 +52,19 @@ def _grad_or_fail(t: Tensor, name: str, what: str) -> Tensor:
 def check_reparameterize(fn: Callable) -> None:
     """The formula, the given eps, gradients to mu and logvar, untouched inputs, float16 inputs."""
     what = "reparameterize"
+    mu, logvar = _gaussian(5, 3, 4)
+    eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(15))
+    first = kit.call(what, fn, mu.clone(), logvar.clone(), eps.clone())
+    again = kit.call(what, fn, mu.clone(), logvar.clone(), eps.clone())
+    if isinstance(first, Tensor) and isinstance(again, Tensor) and first.shape == again.shape and \
+            not torch.equal(first, again):
+        raise AssertionError(f"two calls of {what} with the same mu, logvar and eps gave different z: use the eps you "
+                             "are given and draw no noise inside reparameterize (the caller owns the random generator).")
+    _contract(fn, (mu, logvar, eps), what, ("mu", "logvar", "eps"), check_grads=False)
     for seed, (B, L) in ((0, (4, 2)), (1, (3, 5))):
         mu, logvar = _gaussian(seed, B, L)
         eps = torch.randn(B, L, generator=torch.Generator().manual_seed(seed + 10))
-        copies = [mu.clone(), logvar.clone(), eps.clone()]
         z = kit.call(what, fn, mu, logvar, eps)
-        _unchanged(copies, [mu, logvar, eps], ["mu", "logvar", "eps"], what)
         kit.fail_if(bugs.name_reparameterize_bug(z, mu, logvar, eps), f"{what} (B={B}, L={L})")
     z0 = kit.call(what, fn, mu, logvar, torch.zeros_like(mu))
     if not (isinstance(z0, Tensor) and torch.equal(z0, mu)):
@@ -67,7 +85,8 @@ def check_reparameterize(fn: Callable) -> None:
     kit.expect_finite(kit.expect_tensor(z16, f"{what} on float16 inputs", shape=tuple(mu.shape)),
                       f"{what} on float16 inputs with logvar = 12",
                       hint="use exp(0.5 * logvar): exp(12) = 162755 does not fit in float16 (max 65504), exp(6) does.")
-    kit.ok(f"{what}: z = mu + exp(0.5·logvar)·eps with your eps, gradients reach mu and logvar, float16 is finite")
+    kit.ok(f"{what}: z = mu + exp(0.5·logvar)·eps with your eps, gradients reach mu and logvar, float16 is finite, "
+           "inputs left unchanged")
 
 
 # ---------------------------------------------------------------- 2. KL divergence
@@ -84,11 +103,10 @@ def _kl_torch(mu: Tensor, logvar: Tensor) -> Tensor:
 def check_kl_divergence(fn: Callable) -> None:
     """Against torch.distributions; 0 at N(0, I); one float32 value per example; float16 with a large logvar."""
     what = "kl_divergence"
+    _contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"), check_grads=False)
     for seed, (B, L) in ((0, (5, 2)), (1, (3, 7))):
         mu, logvar = _gaussian(seed, B, L)
-        copies = [mu.clone(), logvar.clone()]
         kl = kit.call(what, fn, mu, logvar)
-        _unchanged(copies, [mu, logvar], ["mu", "logvar"], what)
         kit.fail_if(bugs.name_kl_bug(kl, mu, logvar), f"{what} (B={B}, L={L})")
         kit.expect_close(kl, _kl_torch(mu, logvar), f"{what} against torch.distributions.kl_divergence", atol=1e-4)
     zero = kit.call(what, fn, torch.zeros(4, 2), torch.zeros(4, 2))
@@ -97,7 +115,9 @@ def check_kl_divergence(fn: Callable) -> None:
     logvar = torch.full((4, 3), 12.0)
     kl16 = kit.call(f"{what} on float16 inputs", fn, mu.half(), logvar.half())
     kit.fail_if(bugs.name_kl_bug(kl16, mu.half(), logvar.half(), rtol=2e-3), f"{what} on float16 inputs with logvar = 12")
-    kit.ok(f"{what}: matches torch.distributions, 0 for N(0, I), one float32 value per example, safe in float16")
+    _contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"))
+    kit.ok(f"{what}: matches torch.distributions, 0 for N(0, I), one float32 value per example, safe in float16, "
+           "gradients reach mu and logvar")
 
 
 # ---------------------------------------------------------------- 3. ELBO
@@ -122,12 +142,11 @@ def _elbo_inputs(seed: int, B: int, image_shape: tuple[int, ...], L: int = 2, lo
 def check_elbo_loss(fn: Callable) -> None:
     """Reductions (sum over pixels, mean over the batch), β, logits not probabilities, float32, gradients, float16."""
     what = "elbo_loss"
+    _contract(fn, _elbo_inputs(6, 3, (1, 8, 8)), what, ("x", "x_logits", "mu", "logvar"), check_grads=False)
     cases = [(0, 5, (1, 8, 8), 1.0), (1, 3, (3, 4, 4), 1.0), (2, 4, (1, 8, 8), 4.0), (3, 4, (1, 8, 8), 0.0)]
     for seed, B, shape, beta in cases:
         x, x_logits, mu, logvar = _elbo_inputs(seed, B, shape)
-        copies = [t.clone() for t in (x, x_logits, mu, logvar)]
         loss = _call_elbo(what, fn, x, x_logits, mu, logvar, beta=beta)
-        _unchanged(copies, [x, x_logits, mu, logvar], ["x", "x_logits", "mu", "logvar"], what)
         kit.fail_if(bugs.name_elbo_bug(loss, x, x_logits, mu, logvar, beta), f"{what} (B={B}, images {shape}, beta={beta})")
     x, x_logits, mu, logvar = _elbo_inputs(4, 3, (1, 8, 8), logit_scale=40.0)
     loss = _call_elbo(f"{what} with confident logits", fn, x, x_logits, mu, logvar)
@@ -184,6 +203,8 @@ def _decoder(seed: int, image_shape: tuple[int, ...]) -> tuple[RecordingDecoder,
 def check_latent_grid(fn: Callable) -> None:
     """The decoder sees the n x n inverse-normal-CDF grid; cell [i, j] holds sigmoid(decoder((q[j], q[i])))."""
     what = "latent_grid"
+    _contract(fn, (_decoder(2, (1, 2, 2))[0], 4, (0.1, 0.9)), what, ("decoder", "n", "quantile_range"),
+              check_grads=False)
     for seed, n, qr, shape in ((0, 5, (0.1, 0.9), (1, 3, 2)), (1, 4, None, (1, 2, 2))):
         decoder, weight, bias = _decoder(seed, shape)
         args = (decoder, n) if qr is None else (decoder, n, qr)

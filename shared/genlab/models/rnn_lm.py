@@ -20,6 +20,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.data import CharTextDataModule
@@ -299,7 +300,7 @@ class RNNLanguageModel(L.LightningModule):
 
         Reads ``ids (T + 1,)`` one token at a time from a zero state and returns float32
         ``(T,)``: entry t is ``‖∂L_T / ∂h_t‖``, the norm of the gradient of the last
-        prediction's loss with respect to the (last layer's) hidden state after token t.
+        prediction's cross-entropy with respect to the (last layer's) hidden state after token t.
         Backpropagation through time multiplies one Jacobian per step, so for a plain RNN
         these norms usually shrink geometrically as t moves away from T.
         """
@@ -318,7 +319,7 @@ class RNNLanguageModel(L.LightningModule):
                     h.retain_grad()
                     out.retain_grad()  # what the output layer reads (the same values, another tensor)
                     steps.append((h, out))
-                loss = self.loss_fn(self.head(out), ids[-1].view(1, 1))
+                loss = F.cross_entropy(self.head(out)[0].float(), ids[-1:])  # one prediction: no loss_fn needed
                 loss.backward()
             norms = []
             for h, out in steps:

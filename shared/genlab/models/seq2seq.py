@@ -6,10 +6,11 @@ reads ``tgt[:, :-1]`` and step i predicts ``tgt[:, i + 1]`` (teacher forcing, or
 probability ``1 - teacher_forcing_ratio`` its own previous prediction).
 
 The parts a student writes come in through the constructor: ``attention`` (a module with
-the ``AdditiveAttention`` call signature, or "additive", "dot", "none") and
-``decoder_step`` (a function with the signature of ``genlab.nn.rnn_seq2seq.decoder_step``).
-``attention="none"`` is the 2014 encoder-decoder whose decoder sees one fixed context
-vector: the bottleneck baseline.
+the ``AdditiveAttention`` call signature, or "additive", "dot", "none"), ``decoder_step`` (the
+signature of ``genlab.nn.rnn_seq2seq.decoder_step``), ``teacher_forcing``, ``sequence_loss``,
+``greedy_search`` and ``beam_search`` (those of lab 02's notebook); each one not given is
+genlab's own. ``attention="none"`` is the 2014 encoder-decoder whose decoder sees one fixed
+context vector: the bottleneck baseline.
 """
 from __future__ import annotations
 
@@ -20,19 +21,14 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from genlab import search
 from genlab.data import DatesDataModule
 from genlab.metrics.translation import exact_match, ids_to_text, token_accuracy
 from genlab.models.common import configure_adamw
+from genlab.nn import rnn_seq2seq
 from genlab.nn.additive import ATTENTIONS
 from genlab.nn.masks import padding_mask
-from genlab.nn.rnn_seq2seq import (
-    AttentionDecoder,
-    BiGRUEncoder,
-    decoder_step,
-    sequence_loss,
-    teacher_forced_logits,
-)
-from genlab.search import beam_search, greedy_search
+from genlab.nn.rnn_seq2seq import AttentionDecoder, BiGRUEncoder
 
 __all__ = ["Seq2SeqAttention", "encode_sources"]
 
@@ -51,6 +47,12 @@ class Seq2SeqAttention(L.LightningModule):
             size ``2 * hidden_size``, or a class called as ``cls(decoder_size, 2 * hidden_size,
             attention_size)`` (a student's ``AdditiveAttention``).
         decoder_step: a replacement for ``genlab.nn.rnn_seq2seq.decoder_step`` (a student's).
+        teacher_forcing: ``(decoder, tgt, state, memory, src_mask) -> (logits, weights)``, run over
+            the whole target (a student's; it feeds the ground truth at every step, so it needs
+            ``teacher_forcing_ratio=1``); default ``rnn_seq2seq.teacher_forced_logits``.
+        sequence_loss: ``(logits, tgt, pad_id) -> float32 scalar``; default genlab's.
+        greedy_search, beam_search: the searches of ``genlab.search`` or a student's, with their
+            signatures; ``greedy_decode``, ``translate`` and the validation exact match use them.
         teacher_forcing_ratio: probability of feeding the ground-truth previous token.
         max_len: the longest output ``translate`` generates.
         bleu_tokenize: sacrebleu's tokenizer for ``val_bleu``: "char" for dates, "13a" for words.
@@ -85,13 +87,21 @@ class Seq2SeqAttention(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
         schedule: Literal["constant", "cosine"] = "cosine",
+        teacher_forcing: Callable | None = None,
+        sequence_loss: Callable | None = None,
+        greedy_search: Callable | None = None,
+        beam_search: Callable | None = None,
     ):
         super().__init__()
         if isinstance(attention, str) and attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, an nn.Module or a class, got {attention!r}.")
         if not 0.0 <= float(teacher_forcing_ratio) <= 1.0:
             raise ValueError(f"teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}.")
-        self.save_hyperparameters(ignore=["attention", "decoder_step"])
+        if teacher_forcing is not None and float(teacher_forcing_ratio) != 1.0:
+            raise ValueError(f"a teacher_forcing function feeds the ground truth at every step: build the model "
+                             f"with teacher_forcing_ratio=1.0 (got {teacher_forcing_ratio}), or without it.")
+        parts = ("attention", "decoder_step", "teacher_forcing", "sequence_loss", "greedy_search", "beam_search")
+        self.save_hyperparameters(ignore=list(parts))
         self.hparams["attention"] = (attention if isinstance(attention, str) else getattr(
             attention, "__name__", type(attention).__name__))
         memory_size = 2 * hidden_size
@@ -99,6 +109,10 @@ class Seq2SeqAttention(L.LightningModule):
         self.decoder = AttentionDecoder(tgt_vocab_size, emb_size, decoder_size, memory_size, attention, pad_id,
                                         attention_size)
         self.step_fn = decoder_step
+        self.teacher_forcing_fn = teacher_forcing
+        self.sequence_loss_fn = sequence_loss or rnn_seq2seq.sequence_loss
+        self.greedy_fn = greedy_search or search.greedy_search
+        self.beam_fn = beam_search or search.beam_search
         self._val: dict[str, list] = {}
 
     # ----------------------------------------------------------------- model
@@ -113,12 +127,17 @@ class Seq2SeqAttention(L.LightningModule):
         """Logits ``(B, T - 1, V)`` for the targets ``tgt (B, T)`` and the attention weights
         ``(B, T - 1, S)`` (None without attention)."""
         memory, src_mask, state = self.encode(src, src_lengths)
-        return teacher_forced_logits(self.decoder, tgt, state, memory, src_mask,
-                                     teacher_forcing_ratio=teacher_forcing_ratio, step=self.step_fn)
+        if self.teacher_forcing_fn is not None:
+            if float(teacher_forcing_ratio) != 1.0:
+                raise ValueError("the teacher_forcing function given to the model always feeds the ground truth; "
+                                 f"teacher_forcing_ratio={teacher_forcing_ratio} needs the library's loop.")
+            return self.teacher_forcing_fn(self.decoder, tgt, state, memory, src_mask)
+        return rnn_seq2seq.teacher_forced_logits(self.decoder, tgt, state, memory, src_mask,
+                                                 teacher_forcing_ratio=teacher_forcing_ratio, step=self.step_fn)
 
     def loss(self, logits: Tensor, tgt: Tensor) -> Tensor:
         """Cross-entropy of ``logits (B, T - 1, V)`` against ``tgt[:, 1:]``, pads ignored, float32."""
-        return sequence_loss(logits, tgt, self.hparams.pad_id)
+        return self.sequence_loss_fn(logits, tgt, self.hparams.pad_id)
 
     def search_step(self, src: Tensor, src_lengths: Tensor) -> tuple[Callable, tuple[Tensor, Tensor, Tensor]]:
         """``(step, state)`` for ``genlab.search`` (or a student's search).
@@ -128,7 +147,7 @@ class Seq2SeqAttention(L.LightningModule):
         be repeated and reordered freely (``genlab.search.take_rows``).
         """
         memory, src_mask, state = self.encode(src, src_lengths)
-        one_step = self.step_fn or decoder_step
+        one_step = self.step_fn or rnn_seq2seq.decoder_step
 
         def step(tokens: Tensor, rows: tuple[Tensor, Tensor, Tensor]):
             s, mem, mask = rows
@@ -142,7 +161,7 @@ class Seq2SeqAttention(L.LightningModule):
         """Greedy output tokens (no <bos>) ``(B, L)``: first <eos>, then <pad>."""
         step, state = self.search_step(src, src_lengths)
         hp = self.hparams
-        return greedy_search(step, state, hp.bos_id, hp.eos_id, int(max_len or hp.max_len), hp.pad_id)
+        return self.greedy_fn(step, state, hp.bos_id, hp.eos_id, int(max_len or hp.max_len), hp.pad_id)
 
     @torch.no_grad()
     def beam_decode(self, src: Tensor, src_lengths: Tensor, width: int = 4, alpha: float = 1.0,
@@ -150,7 +169,7 @@ class Seq2SeqAttention(L.LightningModule):
         """Beam-search output ``(B, L)`` and its length-normalised log-probabilities ``(B,)``."""
         step, state = self.search_step(src, src_lengths)
         hp = self.hparams
-        return beam_search(step, state, hp.bos_id, hp.eos_id, int(max_len or hp.max_len), width, alpha, hp.pad_id)
+        return self.beam_fn(step, state, hp.bos_id, hp.eos_id, int(max_len or hp.max_len), width, alpha, hp.pad_id)
 
     @torch.no_grad()
     def alignment(self, src: Tensor, src_lengths: Tensor, output: Tensor) -> Tensor | None:

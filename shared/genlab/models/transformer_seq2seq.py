@@ -22,11 +22,11 @@ from genlab.nn import (
     DecoderBlock,
     EncoderBlock,
     SinusoidalPositionalEncoding,
-    causal_mask,
-    combine_masks,
-    fast_scaled_dot_product_attention,
+    TorchMultiHeadAttention,
+    masks,
     padding_mask,
 )
+from genlab.nn.attention import AttentionFn, AttentionLayer
 
 __all__ = ["TransformerSeq2Seq", "truncate_after_eos", "exact_match", "encode_sources"]
 
@@ -52,8 +52,17 @@ def exact_match(pred: Tensor, target: Tensor, eos_id: int, pad_id: int) -> Tenso
 class TransformerSeq2Seq(L.LightningModule):
     """Pre-LN encoder-decoder Transformer with sinusoidal positions and cross-attention.
 
-    ``attention`` is a callable with the ``scaled_dot_product_attention`` signature used by
-    every attention layer (default: the fused ``fast_scaled_dot_product_attention``).
+    The parts lab 03 has students write can be passed in, each ``None`` by default:
+
+    * ``attention_layer``: builds every attention layer, ``(d_model, n_heads) -> module`` with
+      ``forward(query, key, value, mask=None)`` (a ``MultiHeadAttention`` class);
+    * ``attention``: a ``scaled_dot_product_attention`` callable, run inside genlab's
+      ``MultiHeadAttention`` (ignored when ``attention_layer`` is given: that layer has its own);
+    * ``causal_mask``: ``T -> (T, T)`` bool; ``combine_masks``: ``(causal (T, T), key_padding
+      (B, T)) -> (B, 1, T, T)`` bool; ``positions``: ``(T, d) -> (T, d)`` float (the sinusoidal table).
+
+    With neither attention part the layers are ``TorchMultiHeadAttention`` (torch's own kernel),
+    so the model needs no graded part; the other defaults are genlab's own functions.
     """
 
     #: attributes of the datamodule the CLI passes to ``__init__``
@@ -77,22 +86,32 @@ class TransformerSeq2Seq(L.LightningModule):
         n_decoder_layers: int = 2,
         max_len: int = 64,
         lr: float = 1e-3,
-        attention: Callable | None = None,
+        attention: AttentionFn | None = None,
         dropout: float = 0.0,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         schedule: Literal["constant", "cosine"] = "constant",
+        attention_layer: AttentionLayer | None = None,
+        causal_mask: Callable[[int], Tensor] | None = None,
+        combine_masks: Callable[[Tensor, Tensor], Tensor] | None = None,
+        positions: Callable[[int, int], Tensor] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["attention"])
-        attention = attention if attention is not None else fast_scaled_dot_product_attention
+        parts = ("attention", "attention_layer", "causal_mask", "combine_masks", "positions")
+        self.save_hyperparameters(ignore=list(parts))
+        if attention_layer is None and attention is None:
+            attention_layer = TorchMultiHeadAttention
+        self._causal_mask = causal_mask or masks.causal_mask
+        self._combine_masks = combine_masks or masks.combine_masks
         self.src_embed = nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
         self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
-        self.positions = SinusoidalPositionalEncoding(d_model, max_len)
+        self.positions = SinusoidalPositionalEncoding(d_model, max_len, table=positions)
         self.drop = nn.Dropout(dropout)
-        self.encoder = nn.ModuleList(EncoderBlock(d_model, n_heads, dropout, attention) for _ in range(n_encoder_layers))
+        self.encoder = nn.ModuleList(EncoderBlock(d_model, n_heads, dropout, attention, attention_layer)
+                                     for _ in range(n_encoder_layers))
         self.encoder_ln = nn.LayerNorm(d_model)
-        self.decoder = nn.ModuleList(DecoderBlock(d_model, n_heads, dropout, attention) for _ in range(n_decoder_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(d_model, n_heads, dropout, attention, attention_layer)
+                                     for _ in range(n_decoder_layers))
         self.decoder_ln = nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, tgt_vocab_size)
         for table in (self.src_embed, self.tgt_embed):
@@ -110,7 +129,7 @@ class TransformerSeq2Seq(L.LightningModule):
         """src ``(B, S)``, src_lengths ``(B,)`` -> memory ``(B, S, d)`` and its mask ``(B, 1, 1, S)``."""
         if src.dim() != 2:
             raise ValueError(f"TransformerSeq2Seq: src must have shape (B, S), got {tuple(src.shape)}.")
-        src_mask = combine_masks(None, padding_mask(src_lengths.to(src.device), src.shape[1]))
+        src_mask = padding_mask(src_lengths.to(src.device), src.shape[1])[:, None, None, :]  # (B, 1, 1, S)
         x = self._embed(src, self.src_embed)
         for block in self.encoder:
             x = block(x, mask=src_mask)
@@ -130,9 +149,10 @@ class TransformerSeq2Seq(L.LightningModule):
         lengths ``(B,)`` are given; cross-attention masks the source padding.
         """
         T = tgt_in.shape[1]
-        causal = causal_mask(T, device=tgt_in.device)
+        causal = torch.as_tensor(self._causal_mask(T)).to(tgt_in.device)  # (T, T)
         if tgt_lengths is not None:
-            self_mask = combine_masks(causal, padding_mask(tgt_lengths.to(tgt_in.device).clamp(min=1), T))
+            key_padding = padding_mask(tgt_lengths.to(tgt_in.device).clamp(min=1), T)  # (B, T)
+            self_mask = self._combine_masks(causal, key_padding)  # (B, 1, T, T)
         else:
             self_mask = causal
         x = self._embed(tgt_in, self.tgt_embed)

@@ -5,6 +5,7 @@ Masks are bool, True = may attend / real token, broadcastable to ``(B, H, T_q, T
 from genlab.nn.attention import (
     KVCache,
     MultiHeadAttention,
+    TorchMultiHeadAttention,
     fast_scaled_dot_product_attention,
     kv_cache_step,
     load_torch_weights,
@@ -25,6 +26,7 @@ from genlab.nn.positional import LearnedPositionalEncoding, SinusoidalPositional
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "TorchMultiHeadAttention",
     "fast_scaled_dot_product_attention",
     "kv_cache_step",
     "load_torch_weights",

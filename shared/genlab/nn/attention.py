@@ -3,9 +3,11 @@
 Shapes: ``B`` batch, ``H`` heads, ``T_q``/``T_k`` query/key lengths, ``d`` model width,
 ``d_h = d / H`` per-head width. Masks are bool, ``True`` = may attend (see ``genlab.nn.masks``).
 
-Two multi-head modules: ``MultiHeadAttention`` (separate q/k/v projections, any mask, self- or
-cross-attention: the one lab 03 has students write) and ``CausalSelfAttention`` (one fused q/k/v
-projection, causal self-attention only: the GPT's fast default).
+Three multi-head modules: ``MultiHeadAttention`` (separate q/k/v projections, any mask, self- or
+cross-attention: the one lab 03 has students write), ``TorchMultiHeadAttention`` (torch's own
+``nn.MultiheadAttention`` behind the same interface: the encoder-decoder's default, so that the
+model needs no graded part) and ``CausalSelfAttention`` (one fused q/k/v projection, causal
+self-attention only: the GPT's fast default).
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ __all__ = [
     "AttentionFn",
     "scaled_dot_product_attention",
     "fast_scaled_dot_product_attention",
+    "AttentionLayer",
     "MultiHeadAttention",
+    "TorchMultiHeadAttention",
     "CausalSelfAttention",
     "KVCache",
     "kv_cache_step",
@@ -32,6 +36,11 @@ __all__ = [
 
 #: The signature every attention callable follows: ``(q, k, v, mask=None) -> (out, weights|None)``.
 AttentionFn = Callable[..., "tuple[Tensor, Tensor | None]"]
+
+#: What builds an attention layer: ``(d_model, n_heads) -> module`` whose forward takes
+#: ``(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), mask=None)``, returns ``(B, T_q, d)``
+#: and keeps the weights ``(B, H, T_q, T_k)`` in ``last_weights`` (lab 03's ``MultiHeadAttention``).
+AttentionLayer = Callable[[int, int], nn.Module]
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, fn: str) -> None:
@@ -216,6 +225,50 @@ class MultiHeadAttention(nn.Module):
             out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
         self.last_weights = None if weights is None else weights.detach()
         return self.out_proj(self.merge_heads(out))
+
+
+class TorchMultiHeadAttention(nn.Module):
+    """``torch.nn.MultiheadAttention`` behind ``MultiHeadAttention``'s interface and mask convention.
+
+    The same function and the same ``4d² + 4d`` parameters (q, k, v packed in
+    ``mha.in_proj_weight (3d, d)``). Masks are genlab's: bool, True = may attend, broadcastable to
+    ``(B, H, T_q, T_k)``; torch's own ``attn_mask`` means the opposite, so it gets ``~mask``.
+    Every query must be allowed at least one key (torch gives NaN for a row with none).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+        super().__init__()
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_head = head_size(type(self).__name__, d_model, n_heads)
+        self.mha = nn.MultiheadAttention(d_model, n_heads, bias=bias, batch_first=True)
+        self.last_weights: Tensor | None = None  # (B, H, T_q, T_k), detached; only with need_weights
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        mask: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor:
+        """``query (B, T_q, d)``, ``key``/``value (B, T_k, d)`` (default: the query) -> ``(B, T_q, d)``."""
+        key = query if key is None else key
+        value = key if value is None else value
+        B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
+        blocked, padded = None, None
+        if mask is not None:
+            check_mask(mask, (B, H, T_q, T_k))
+            if mask.dim() == 2:  # (T_q, T_k), e.g. causal
+                blocked = ~mask
+            elif mask.dim() == 4 and mask.shape[1] == mask.shape[2] == 1:  # (B, 1, 1, T_k): key padding only
+                padded = ~mask.expand(B, 1, 1, T_k)[:, 0, 0]  # (B, T_k), torch's cheaper key_padding_mask
+            else:
+                blocked = ~mask.expand(B, H, T_q, T_k).reshape(B * H, T_q, T_k)
+        out, weights = self.mha(query, key, value, attn_mask=blocked, key_padding_mask=padded,
+                                need_weights=need_weights, average_attn_weights=False)  # (B, T_q, d), (B, H, T_q, T_k)
+        self.last_weights = None if weights is None else weights.detach()
+        return out
 
 
 class CausalSelfAttention(nn.Module):

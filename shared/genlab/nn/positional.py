@@ -4,6 +4,8 @@ Both modules map token embeddings ``x (B, T, d)`` to ``x + P[offset : offset + T
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -37,18 +39,28 @@ class SinusoidalPositionalEncoding(nn.Module):
     """Adds the fixed sinusoidal table (no parameters).
 
     The table is precomputed for ``max_len`` positions and extended on the fly beyond that.
+    ``table`` builds it: ``(T, d) -> (T, d)`` float, default ``sinusoidal_positions`` (lab 03's
+    students pass theirs).
     """
 
-    def __init__(self, d_model: int, max_len: int = 512):
+    def __init__(self, d_model: int, max_len: int = 512, table: Callable[[int, int], Tensor] | None = None):
         super().__init__()
         self.d_model = d_model
-        self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
+        self.table = sinusoidal_positions if table is None else table
+        self.register_buffer("pe", self._build(max_len), persistent=False)
+
+    def _build(self, T: int) -> Tensor:
+        pe = torch.as_tensor(self.table(T, self.d_model))
+        if pe.shape != (T, self.d_model) or not pe.is_floating_point():
+            raise ValueError(f"SinusoidalPositionalEncoding: the position table for T={T}, d={self.d_model} must "
+                             f"be a float tensor of shape ({T}, {self.d_model}), got {pe.dtype} {tuple(pe.shape)}.")
+        return pe.float()
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """x: ``(B, T, d)`` -> ``x + PE[offset : offset + T]`` (same shape and dtype)."""
         _check_input(x, self.d_model, "SinusoidalPositionalEncoding")
         end = offset + x.shape[1]
-        pe = self.pe if end <= self.pe.shape[0] else sinusoidal_positions(end, self.d_model).to(x.device)
+        pe = self.pe if end <= self.pe.shape[0] else self._build(end).to(x.device)
         return x + pe[offset:end].to(x.dtype)
 
 
