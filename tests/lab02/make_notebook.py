@@ -831,7 +831,8 @@ by the same clock (seconds spent in training steps, validations excluded):
   loop calls your `decoder_step` instead of your `teacher_forcing`);
 * **Bahdanau attention**: your model from section 6;
 * **the Transformer** of lab 03 (`genlab.models.TransformerSeq2Seq`): no recurrence,
-  self-attention in both encoder and decoder, cross-attention between them.
+  self-attention in both encoder and decoder, cross-attention between them (here with torch's
+  own attention layers, `nn.MultiheadAttention`: in lab 03 you write them).
 
 The bottleneck model has to memorise the whole date in one vector of 128 numbers and to
 unpack it in a different order; it learns, but slowly. Attention gives the decoder direct
@@ -847,6 +848,7 @@ character; the Transformer's decoder handles all positions of a sentence in one 
 
 code("train_baselines", r"""
 from genlab.models import TransformerSeq2Seq
+from genlab.nn import TorchMultiHeadAttention
 
 clocks = {"Bahdanau attention": bahdanau_clock}
 L.seed_everything(0, verbose=False)
@@ -861,7 +863,8 @@ t_model, _, t_trainer = training.settings("transformer", small_model=dict(d_mode
 t_trainer.update(val_check_interval=trainer_args["val_check_interval"], limit_val_batches=trainer_args["limit_val_batches"])
 L.seed_everything(0, verbose=False)
 transformer = TransformerSeq2Seq(src_vocab_size=dates.src_vocab_size, tgt_vocab_size=dates.tgt_vocab_size,
-                                 pad_id=dates.pad_id, bos_id=dates.bos_id, eos_id=dates.eos_id, **t_model)
+                                 pad_id=dates.pad_id, bos_id=dates.bos_id, eos_id=dates.eos_id, **t_model,
+                                 attention_layer=TorchMultiHeadAttention)  # torch's own: lab 03 writes genlab's
 clocks["Transformer (lab 03)"] = AccuracyClock()
 training.make_trainer("transformer", callbacks=[clocks["Transformer (lab 03)"]], **t_trainer).fit(
     transformer, datamodule=dates)

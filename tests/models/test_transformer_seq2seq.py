@@ -216,10 +216,26 @@ def test_injected_parts_are_the_ones_the_model_runs_and_give_the_same_function()
     assert weights.shape == (1, 2, 2, 4, 5) and (weights[:, 1, :, :, 3:] == 0).all()
 
 
-def test_default_layers_are_torchs_own_and_need_no_graded_part():
-    model = _model()
+def test_torchs_own_layers_need_no_graded_part_and_train():
+    """attention_layer=TorchMultiHeadAttention (what lab 02's notebook passes: the student build has
+    no genlab MultiHeadAttention) builds every layer from torch's, and the model still learns."""
+    model = _model(attention_layer=TorchMultiHeadAttention)
     layers = [m for m in model.modules() if isinstance(m, (MultiHeadAttention, TorchMultiHeadAttention))]
     assert len(layers) == 3 and all(isinstance(m, TorchMultiHeadAttention) for m in layers)
+    assert all(isinstance(m, MultiHeadAttention) for m in _model().modules()
+               if isinstance(m, (MultiHeadAttention, TorchMultiHeadAttention)))   # the default: genlab's
+    b = _batch()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = model._loss(b)
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+    weights = model.cross_attention_weights(b.src, b.src_lengths, b.tgt[:, :-1])
+    assert weights.shape == (1, 2, 2, 4, 5) and (weights[:, 1, :, :, 3:] == 0).all()
 
 
 def test_a_position_table_of_the_wrong_shape_is_named():
