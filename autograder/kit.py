@@ -82,11 +82,12 @@ def call(fn, /, *args, context: str | None = None, hint: str = "", hints: dict[s
 
 
 def expect_contract(submission, fn, args, what: str, names=None, kwargs=None, output_index: int | None = 0,
-                    check_grads: bool = True) -> None:
+                    check_grads: bool = True, adapter: str | None = None) -> None:
     """The promises no value check sees (``genlab.checks.contract``): no input changed in place,
     no state kept between calls, gradients reach every float input (and a module's parameters),
-    autograd left on. Observed in the worker on the submission's own objects (probe ``contract``),
-    judged here; the message is the one the notebook's public check gives."""
+    autograd left on. Observed in the worker on the submission's own objects (probe ``contract``;
+    ``adapter``: a ``"genlab.module:attr"`` wrapper for the callable, see the probe), judged here;
+    the message is the one the notebook's public check gives."""
     seen = call(submission.probe, "contract", fn=fn, args=tuple(args), kwargs=dict(kwargs or {}),
-                output_index=output_index, check_grads=check_grads, context=what)
+                output_index=output_index, check_grads=check_grads, adapter=adapter, context=what)
     fail_if(contract.judge(seen, list(args), what, names))

@@ -1,8 +1,12 @@
 """Probe: what a call does to its inputs, its state and autograd (``genlab.checks.contract``).
 
-``run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True)``
+``run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True, adapter=None)``
 
 * ``fn``: a function name in the notebook, or a ``Remote`` handle to a callable (a module);
+* ``adapter``: ``"genlab.module:attr"``, a wrapper the callable is passed through first, when
+  its arguments or result do not fit ``observe`` as they are (lab 01: ``read_windows`` reads a
+  generator to its end; ``FlatStateCell`` takes an LSTM state ``(h, c)`` as two inputs). It is
+  loaded from the library's file afresh, as ``observe`` is;
 * the other arguments are ``genlab.checks.contract.observe``'s. An argument (or keyword
   argument) written ``{"__build__": "package.module:attr", "kwargs": {...}, "state_dict": {...}}``
   is the object ``attr(**kwargs)`` built here from the library (weights loaded, ``eval()`` for
@@ -27,12 +31,13 @@ import torch
 BUILD = "__build__"
 
 
-def _fresh_observe():
-    origin = importlib.util.find_spec("genlab.checks.contract").origin
-    spec = importlib.util.spec_from_file_location("_genlab_contract_probe", origin)
+def _fresh(modname: str):
+    """``modname`` executed afresh from its file: not the notebook's copy, which it could have changed."""
+    origin = importlib.util.find_spec(modname).origin
+    spec = importlib.util.spec_from_file_location(f"_genlab_probe_{modname.replace('.', '_')}", origin)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.observe
+    return module
 
 
 def _built(value):
@@ -45,8 +50,12 @@ def _built(value):
     return obj.eval() if isinstance(obj, torch.nn.Module) else obj
 
 
-def run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True):
+def run(namespace, fn, args=(), kwargs=None, output_index=0, check_grads=True, adapter=None):
     func = namespace[fn] if isinstance(fn, str) else fn
+    if adapter is not None:   # "genlab.checks.lab01:read_windows": wraps the submission's callable
+        modname, _, attr = str(adapter).partition(":")
+        func = getattr(_fresh(modname), attr)(func)
     args = [_built(a) for a in args]
     kwargs = {k: _built(v) for k, v in dict(kwargs or {}).items()}
-    return _fresh_observe()(func, args, kwargs=kwargs, output_index=output_index, check_grads=check_grads)
+    observe = _fresh("genlab.checks.contract").observe
+    return observe(func, args, kwargs=kwargs, output_index=output_index, check_grads=check_grads)

@@ -3,7 +3,7 @@
 Whatever iterable the function returns (a generator, a list, a zip) is read to the end in
 the worker, with a cap on the number of windows. Returns ``{"windows": [(x, y), ...],
 "kind": type name of the returned value}``. (Whether the ids are left alone is the contract's
-question: probe ``lab01_contract``.)
+question: the probe ``contract`` with the ``read_windows`` adapter.)
 """
 
 

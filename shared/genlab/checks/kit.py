@@ -18,7 +18,7 @@ from torch import Tensor
 
 # contract.py imports nothing of genlab (the grading worker loads it afresh from its file), so
 # the flattener both need lives there
-from genlab.checks.contract import tensors
+from genlab.checks.contract import contract_problem, tensors
 
 __all__ = [
     "ok",
@@ -28,6 +28,7 @@ __all__ = [
     "close",
     "tensors",
     "fail_if",
+    "check_contract",
     "expect_tuple",
     "expect_tensor",
     "expect_int",
@@ -107,6 +108,22 @@ def fail_if(hint: str | None, context: str | None = None) -> None:
     """Raise the hint (prefixed by ``context``) when a bug-namer returned one."""
     if hint is not None:
         raise AssertionError(f"{context}: {hint}" if context else hint)
+
+
+def check_contract(fn: Callable, args: Sequence, what: str, names: Sequence[str] | None = None, *,
+                   report_crash: bool = False, **options) -> None:
+    """Fail with the first promise ``fn(*args)`` breaks (``genlab.checks.contract``): the sentence
+    the hidden tests give. ``options`` are ``contract_problem``'s (``kwargs``, ``check_grads``,
+    ``output_index``). A crash is left to the value checks that follow, which explain it with the
+    call that caused it; with ``report_crash`` (a contract run after them) it is reported here."""
+    if report_crash:
+        problem = call(what, contract_problem, fn, args, what, names=names, **options)
+    else:
+        try:
+            problem = contract_problem(fn, args, what, names=names, **options)
+        except Exception:  # noqa: BLE001
+            problem = None
+    fail_if(problem)
 
 
 def expect_tuple(value, n: int, what: str, names: Sequence[str] | None = None) -> tuple:

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab01_bugs as bugs
-from genlab.checks.contract import contract_problem
 
 __all__ = [
     "check_stream_batches",
@@ -34,7 +33,7 @@ __all__ = [
 # ---------------------------------------------------------------- the contract's adapters
 # genlab.checks.contract calls a function on tensors and reads the tensors it returns. Two
 # parts need an adapter for that: the hidden tests load these from this file afresh inside the
-# grading worker (probe lab01_contract), so the public check and the feedback agree.
+# grading worker (the probe ``contract``, with ``adapter=``), so the public check and the feedback agree.
 
 #: More windows than any check's corpus gives: a generator that never stops is cut here.
 MAX_WINDOWS = 10_000
@@ -65,22 +64,6 @@ class FlatStateCell(nn.Module):
         return cell.named_parameters(*args, **kwargs) if isinstance(cell, nn.Module) else iter(())
 
 
-def _contract(fn: Callable, args, what: str, names, last: bool = False, **kwargs) -> None:
-    """Fail with the first promise ``fn`` breaks (``genlab.checks.contract``). Run first (before the
-    value checks), a crash is left to the value checks that follow, which explain it with the call
-    that caused it; run ``last``, a crash is reported here (an in-place change that keeps the values
-    shows only as autograd's error, when an input requires grad)."""
-    with torch.enable_grad():   # and back as it was: a function that switches autograd off does it every call
-        if last:
-            problem = kit.call(what, contract_problem, fn, args, what, names=names, **kwargs)
-        else:
-            try:
-                problem = contract_problem(fn, args, what, names=names, **kwargs)
-            except Exception:  # noqa: BLE001
-                problem = None
-    kit.fail_if(problem)
-
-
 # ---------------------------------------------------------------- 1. stream_batches
 
 def check_stream_batches(fn: Callable) -> None:
@@ -88,7 +71,7 @@ def check_stream_batches(fn: Callable) -> None:
     what = "stream_batches"
     # first: ids changed in place would spoil the checks below (N - 1 = 61 is no multiple of B = 3: tokens are
     # left over at the end, so trimming them off ids in place shows)
-    _contract(read_windows(fn), (1000 + torch.arange(62), 3, 7), what, ("ids", "batch_size", "seq_len"),
+    kit.check_contract(read_windows(fn), (1000 + torch.arange(62), 3, 7), what, ("ids", "batch_size", "seq_len"),
               check_grads=False)
     for N, B, T in ((101, 4, 5), (97, 3, 8), (41, 1, 6), (30, 5, 10)):
         ids = 1000 + torch.arange(N)  # each id names its position in the corpus
@@ -161,7 +144,7 @@ def check_lstm_cell(cls: type) -> None:
     kit.fail_if(bugs.name_lstm_bug(got, x64, state64, weights, atol=1e-10), "float64 inputs")
     _check_lstm_gradients(cell, ref, x, state)
     # last, once the values are right (a missing term shows above as itself, not as a missing gradient)
-    _contract(FlatStateCell(cell), (x, *state), "LSTMCell.forward", ("x", "h", "c"), last=True)
+    kit.check_contract(FlatStateCell(cell), (x, *state), "LSTMCell.forward", ("x", "h", "c"), report_crash=True)
     kit.ok("LSTMCell matches torch.nn.LSTMCell with the same weights: (h, c), state=None, float64 and gradients; "
            "x, h and c are left as they were, reached by the gradient, and no state is kept between calls")
 
@@ -190,7 +173,7 @@ def check_lm_loss(fn: Callable) -> None:
     """The mean over B·T in float32, half-precision logits, autocast, and the gradient."""
     what = "lm_loss"
     c = torch.Generator().manual_seed(30)
-    _contract(fn, (torch.randn(2, 4, 9, generator=c) * 2, torch.randint(9, (2, 4), generator=c)), what,
+    kit.check_contract(fn, (torch.randn(2, 4, 9, generator=c) * 2, torch.randint(9, (2, 4), generator=c)), what,
               ("logits", "targets"))
     g = torch.Generator().manual_seed(3)
     for B, T, V in ((2, 5, 11), (4, 3, 7), (1, 6, 103)):
@@ -398,7 +381,7 @@ def check_sample_next(fn: Callable) -> None:
     """Shapes, T → 0, top-k and top-p supports, the frequencies at several T, the generator."""
     what = "sample_next"
     # first: logits changed in place (`logits /= T`) would spoil every check below
-    _contract(fn, (sampling_contract_logits(5),), what, ("logits",), kwargs=SAMPLING_CONTRACT_KWARGS,
+    kit.check_contract(fn, (sampling_contract_logits(5),), what, ("logits",), kwargs=SAMPLING_CONTRACT_KWARGS,
               check_grads=False)
     g = torch.Generator().manual_seed(5)
     row = torch.randn(12, generator=g) * 1.5

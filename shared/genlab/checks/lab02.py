@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab02_bugs as bugs
-from genlab.checks.contract import contract_problem
 
 __all__ = ["check_padding_mask", "check_additive_attention", "check_decoder_step", "check_decoding", "check_bleu",
            "checked_step", "date_itos", "make_decoder"]
@@ -34,28 +33,11 @@ def _mask(lengths, S):
     return torch.arange(S)[None, :] < torch.as_tensor(lengths)[:, None]
 
 
-def _contract(fn: Callable, args: tuple, what: str, names: tuple[str, ...], kwargs: dict | None = None,
-              check_grads: bool = True) -> None:
-    """The hidden tests' contract (``genlab.checks.contract``). A check runs it without gradients
-    before its value checks (an input changed in place would make them compare with the wrong
-    inputs), and with them after (a wrong formula is named before "no gradient reaches" an input
-    it forgot). Autograd is switched back on afterwards if the function left it off (the message
-    says so)."""
-    enabled = torch.is_grad_enabled()
-    try:
-        problem = contract_problem(fn, args, what, names=names, kwargs=kwargs, check_grads=check_grads)
-    except Exception:   # a crash is explained by the checks below, with the call that caused it
-        problem = None
-    finally:
-        torch.set_grad_enabled(enabled)
-    kit.fail_if(problem)
-
-
 # ---------------------------------------------------------------- 1. padding mask
 
 def check_padding_mask(fn: Callable) -> None:
     """Shapes, dtype, ragged lengths (one of length 1), a padded length beyond the longest row."""
-    _contract(fn, (torch.tensor([3, 1, 4, 2]), 6), "padding_mask", ("lengths", "max_len"), check_grads=False)
+    kit.check_contract(fn, (torch.tensor([3, 1, 4, 2]), 6), "padding_mask", ("lengths", "max_len"), check_grads=False)
     for lengths, max_len, dtype in (([3, 1, 2], 3, torch.long), ([5, 2, 1, 4], 7, torch.long), ([1], 1, torch.long),
                                     ([2, 4, 1], 5, torch.int32)):
         lengths = torch.tensor(lengths, dtype=dtype)
@@ -104,7 +86,7 @@ def check_additive_attention(cls: type) -> None:
     lengths = torch.tensor([5, 2, 1])
     mask = _mask(lengths, 5)
     what = "AdditiveAttention.forward"
-    _contract(attn, (query, keys, values, mask), what, ("query", "keys", "values", "mask"), check_grads=False)
+    kit.check_contract(attn, (query, keys, values, mask), what, ("query", "keys", "values", "mask"), check_grads=False)
     for m, where in ((mask, "with a mask (lengths 5, 2, 1)"), (None, "without a mask")):
         out = kit.expect_tuple(_call_explained(what, attn, bugs.ATTENTION_ERRORS, query, keys, values, m), 2, what,
                                ("context", "weights"))
@@ -127,7 +109,7 @@ def check_additive_attention(cls: type) -> None:
     kit.expect_finite(w16, "the float16 weights", "fill masked scores with torch.finfo(scores.dtype).min, not -1e9.")
     if bool((w16.masked_select(~mask) != 0).any()) or not kit.close(c16.float(), context, atol=2e-2, rtol=2e-2):
         raise AssertionError("in float16 the result should match float32 up to rounding, with padding at exactly 0.")
-    _contract(attn, (query, keys, values, mask), what, ("query", "keys", "values", "mask"))
+    kit.check_contract(attn, (query, keys, values, mask), what, ("query", "keys", "values", "mask"))
     leaf = keys.clone().requires_grad_(True)
     context = kit.call(what, attn, query, leaf, values, mask)[0]
     if context.requires_grad:
@@ -192,7 +174,7 @@ def check_decoder_step(decoder_step: Callable, teacher_forcing: Callable, sequen
          ("logits", "tgt", "pad_id")),
     ]
     for fn, args, what, names in contracts:
-        _contract(fn, args, what, names, check_grads=False)
+        kit.check_contract(fn, args, what, names, check_grads=False)
     queries: list = []
     hook = _record(decoder.attention, queries)
     try:
@@ -231,7 +213,7 @@ def check_decoder_step(decoder_step: Callable, teacher_forcing: Callable, sequen
         got = kit.call("sequence_loss", sequence_loss, logits.to(dtype), tgt, 0)
         kit.fail_if(bugs.name_loss_bug(got, logits.to(dtype).float(), tgt, 0), f"sequence_loss on {dtype} logits")
     for fn, args, what, names in contracts:
-        _contract(fn, args, what, names)
+        kit.check_contract(fn, args, what, names)
     kit.ok("decoder_step follows Bahdanau (query s_{i-1}); teacher_forcing feeds tgt[:, :-1] from <bos>; "
            "sequence_loss is float32 against tgt[:, 1:] without padding; inputs left unchanged, gradients flow")
 
@@ -279,9 +261,9 @@ def check_decoding(greedy_decode: Callable, beam_search: Callable) -> None:
     built so that greedy misses the best sequence, a finished hypothesis must be kept, and the
     length normalisation decides the winner; tuple states; beam 1 = greedy."""
     step, h = _rnn(seed=7), torch.randn(3, 5, generator=torch.Generator().manual_seed(7))
-    _contract(greedy_decode, (step, h, 1, 2, 8), "greedy_decode", ("step", "state", "bos_id", "eos_id", "max_len"),
+    kit.check_contract(greedy_decode, (step, h, 1, 2, 8), "greedy_decode", ("step", "state", "bos_id", "eos_id", "max_len"),
               kwargs={"pad_id": 0}, check_grads=False)
-    _contract(beam_search, (step, h, 1, 2, 7, 3, 1.0), "beam_search",
+    kit.check_contract(beam_search, (step, h, 1, 2, 7, 3, 1.0), "beam_search",
               ("step", "state", "bos_id", "eos_id", "max_len", "width", "alpha"), kwargs={"pad_id": 0},
               check_grads=False)
     for seed, tuple_state in ((0, False), (1, True)):
@@ -343,7 +325,7 @@ def check_bleu(corpus_bleu: Callable) -> None:
     itos = date_itos()
     preds = _encode(["2021-03-03", "1999-12-24", "2000-10", "2049-12-31"], itos, after_eos=5)
     refs = _encode(["2021-03-03", "1999-12-25", "2000-01-01", "2049-12-31"], itos, bos=True)
-    _contract(corpus_bleu, (preds, refs, itos, "char", ""), "corpus_bleu",
+    kit.check_contract(corpus_bleu, (preds, refs, itos, "char", ""), "corpus_bleu",
               ("pred_ids", "ref_ids", "itos", "tokenize", "sep"), check_grads=False)
     got = kit.call("corpus_bleu", corpus_bleu, preds, refs, itos, "char", "")
     kit.fail_if(bugs.name_bleu_bug(got, preds, refs, itos, "char", ""), "corpus_bleu on dates (tokenize='char')")

@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab04_bugs as bugs
-from genlab.checks.contract import contract_problem
 
 __all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_latent_grid", "RecordingDecoder"]
 
@@ -22,22 +21,6 @@ __all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "ch
 def _gaussian(seed: int, B: int, L: int, logvar_scale: float = 1.5) -> tuple[Tensor, Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(B, L, generator=g), torch.randn(B, L, generator=g) * logvar_scale
-
-
-def _contract(fn: Callable, args: tuple, what: str, names: tuple[str, ...], check_grads: bool = True) -> None:
-    """The hidden tests' contract (``genlab.checks.contract``). A check runs it without gradients
-    before its value checks (an input changed in place would make them compare with the wrong
-    inputs), and with them after, where the hidden tests ask for them (a wrong formula is named
-    before "no gradient reaches" an input). Autograd is switched back on afterwards if the
-    function left it off (the message says so)."""
-    enabled = torch.is_grad_enabled()
-    try:
-        problem = contract_problem(fn, args, what, names=names, check_grads=check_grads)
-    except Exception:   # a crash is explained by the checks below, with the call that caused it
-        problem = None
-    finally:
-        torch.set_grad_enabled(enabled)
-    kit.fail_if(problem)
 
 
 def _grad_or_fail(t: Tensor, name: str, what: str) -> Tensor:
@@ -60,7 +43,7 @@ def check_reparameterize(fn: Callable) -> None:
             not torch.equal(first, again):
         raise AssertionError(f"two calls of {what} with the same mu, logvar and eps gave different z: use the eps you "
                              "are given and draw no noise inside reparameterize (the caller owns the random generator).")
-    _contract(fn, (mu, logvar, eps), what, ("mu", "logvar", "eps"), check_grads=False)
+    kit.check_contract(fn, (mu, logvar, eps), what, ("mu", "logvar", "eps"), check_grads=False)
     for seed, (B, L) in ((0, (4, 2)), (1, (3, 5))):
         mu, logvar = _gaussian(seed, B, L)
         eps = torch.randn(B, L, generator=torch.Generator().manual_seed(seed + 10))
@@ -103,7 +86,7 @@ def _kl_torch(mu: Tensor, logvar: Tensor) -> Tensor:
 def check_kl_divergence(fn: Callable) -> None:
     """Against torch.distributions; 0 at N(0, I); one float32 value per example; float16 with a large logvar."""
     what = "kl_divergence"
-    _contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"), check_grads=False)
+    kit.check_contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"), check_grads=False)
     for seed, (B, L) in ((0, (5, 2)), (1, (3, 7))):
         mu, logvar = _gaussian(seed, B, L)
         kl = kit.call(what, fn, mu, logvar)
@@ -115,7 +98,7 @@ def check_kl_divergence(fn: Callable) -> None:
     logvar = torch.full((4, 3), 12.0)
     kl16 = kit.call(f"{what} on float16 inputs", fn, mu.half(), logvar.half())
     kit.fail_if(bugs.name_kl_bug(kl16, mu.half(), logvar.half(), rtol=2e-3), f"{what} on float16 inputs with logvar = 12")
-    _contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"))
+    kit.check_contract(fn, _gaussian(5, 3, 2), what, ("mu", "logvar"))
     kit.ok(f"{what}: matches torch.distributions, 0 for N(0, I), one float32 value per example, safe in float16, "
            "gradients reach mu and logvar")
 
@@ -142,7 +125,7 @@ def _elbo_inputs(seed: int, B: int, image_shape: tuple[int, ...], L: int = 2, lo
 def check_elbo_loss(fn: Callable) -> None:
     """Reductions (sum over pixels, mean over the batch), β, logits not probabilities, float32, gradients, float16."""
     what = "elbo_loss"
-    _contract(fn, _elbo_inputs(6, 3, (1, 8, 8)), what, ("x", "x_logits", "mu", "logvar"), check_grads=False)
+    kit.check_contract(fn, _elbo_inputs(6, 3, (1, 8, 8)), what, ("x", "x_logits", "mu", "logvar"), check_grads=False)
     cases = [(0, 5, (1, 8, 8), 1.0), (1, 3, (3, 4, 4), 1.0), (2, 4, (1, 8, 8), 4.0), (3, 4, (1, 8, 8), 0.0)]
     for seed, B, shape, beta in cases:
         x, x_logits, mu, logvar = _elbo_inputs(seed, B, shape)
@@ -203,7 +186,7 @@ def _decoder(seed: int, image_shape: tuple[int, ...]) -> tuple[RecordingDecoder,
 def check_latent_grid(fn: Callable) -> None:
     """The decoder sees the n x n inverse-normal-CDF grid; cell [i, j] holds sigmoid(decoder((q[j], q[i])))."""
     what = "latent_grid"
-    _contract(fn, (_decoder(2, (1, 2, 2))[0], 4, (0.1, 0.9)), what, ("decoder", "n", "quantile_range"),
+    kit.check_contract(fn, (_decoder(2, (1, 2, 2))[0], 4, (0.1, 0.9)), what, ("decoder", "n", "quantile_range"),
               check_grads=False)
     for seed, n, qr, shape in ((0, 5, (0.1, 0.9), (1, 3, 2)), (1, 4, None, (1, 2, 2))):
         decoder, weight, bias = _decoder(seed, shape)

@@ -17,7 +17,6 @@ from torch import Tensor
 
 from genlab.checks import kit
 from genlab.checks import lab05_bugs as bugs
-from genlab.checks.contract import contract_problem
 
 __all__ = ["check_discriminator_loss", "check_generator_loss", "check_training_step", "record_calls"]
 
@@ -37,18 +36,6 @@ def _loss_grads(fn: Callable, what: str, *logits: Tensor, **kwargs):
     return loss, grads
 
 
-def _contract(fn: Callable, args, what: str, names) -> None:
-    """Fail with the first promise ``fn`` breaks (``genlab.checks.contract``: inputs not changed in
-    place, no state kept between calls, gradients reach every input); a crash is left to the value
-    checks that follow, which explain it with the call that caused it."""
-    try:
-        with torch.enable_grad():   # and back as it was: a function that switches autograd off does it every call
-            problem = contract_problem(fn, args, what, names=names)
-    except Exception:  # noqa: BLE001
-        problem = None
-    kit.fail_if(problem)
-
-
 # ---------------------------------------------------------------- 1. discriminator_loss
 
 def check_discriminator_loss(fn: Callable) -> None:
@@ -56,7 +43,7 @@ def check_discriminator_loss(fn: Callable) -> None:
     what = "discriminator_loss"
     real, fake = _logits(1, 6), _logits(2, 4)
     # first: logits changed in place would spoil the value checks below
-    _contract(fn, (real, fake), what, ("real_logits", "fake_logits"))
+    kit.check_contract(fn, (real, fake), what, ("real_logits", "fake_logits"))
     kit.fail_if(bugs.name_discriminator_loss_bug(kit.call(what, fn, real, fake), real, fake), f"{what} (6 real, 4 fake)")
     r2, f2 = _logits(3, 5, shape=(5, 1)), _logits(4, 5, shape=(5, 1))
     kit.fail_if(bugs.name_discriminator_loss_bug(kit.call(what, fn, r2, f2), r2, f2), f"{what} on (B, 1) logits")
@@ -96,7 +83,7 @@ def check_generator_loss(fn: Callable) -> None:
     """Value, gradient (non-saturating), extreme and float16 logits."""
     what = "generator_loss"
     fake = _logits(7, 6)
-    _contract(fn, (fake,), what, ("fake_logits",))   # first: logits changed in place would spoil the rest
+    kit.check_contract(fn, (fake,), what, ("fake_logits",))   # first: logits changed in place would spoil the rest
     kit.fail_if(bugs.name_generator_loss_bug(kit.call(what, fn, fake), fake), f"{what} (6 fakes)")
     f2 = _logits(8, 4, shape=(4, 1))
     kit.fail_if(bugs.name_generator_loss_bug(kit.call(what, fn, f2), f2), f"{what} on (B, 1) logits")
