@@ -10,7 +10,7 @@ export MPLBACKEND := Agg
 # training ~13x slower (benchmarks/README.md).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test labs bench gpu-check lint clean
+.PHONY: demo test labs recordings bench gpu-check lint clean
 
 # constraints.txt: the exact versions this machine needs; pyproject.toml holds only ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +28,11 @@ test: $(STAMP)
 
 labs: $(STAMP)
 	$(BIN)/genlab labs
+
+# the public checks' answers on their own inputs, for the student build (docs/adding-a-lab.md);
+# one lab: make recordings LABS=03
+recordings: $(STAMP)
+	$(BIN)/python -m tests.labs.recordings $(LABS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

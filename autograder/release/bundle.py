@@ -15,6 +15,7 @@ from autograder.runner.lab import AUTOGRADER_DIR, Lab
 
 from .library import stub_library
 from .notebooks import write_release_notebook
+from .recordings import require_recordings
 from .wheel import build_wheel, project_metadata, student_requirements
 
 
@@ -58,6 +59,7 @@ def write_bundle(out: Path, wheel_url: str, labs: Sequence[Lab],
     uploads ``out/wheel/*.whl`` there, or it is a path on a shared hub volume).
     """
     out = Path(out)
+    require_recordings(labs)
     if out.exists():
         if not (out / "README.md").is_file() or not (out / "wheel").is_dir():
             raise ValueError(f"{out} exists and is not a student bundle: give an empty or new --out folder")

@@ -4,13 +4,15 @@
 both readers: ``genlab release`` ships it to students, and the grader's worker imports it
 (``autograder/runner/worker_library.py``).
 
-A lab's ``graded`` never names ``genlab.checks.*``: the public checks need their oracles and
-bug-namers (``labNN_bugs``) to say *which* bug a student's answer has, and the probes, which
-run in the worker, build on their helpers (lab 01's ``ProbeLM``). This is the boundary,
-stated honestly: those modules hold float64 formulas of the graded parts, and a student who
-reads them can copy one; calls to them from a notebook are blocked (``blocked``), the hidden
-tests use other inputs, and the grader's similarity report is what catches copied code.
-Removing them needs checks that compare against answers recorded at release time (not done yet).
+A lab's ``graded`` never names ``genlab.checks.*``: the public checks and their bug-namers
+(``labNN_bugs``) stay, because they say *which* bug a student's answer has, and the probes,
+which run in the worker, build on their helpers (lab 01's ``ProbeLM``). What in them computes
+a graded answer is an ``@oracle`` (``genlab.checks.recorded``): every oracle of the built
+labs' checks modules (``genlab/checks/labNN*.py``) is stubbed, and answers from the lab's
+recording (``recorded/labNN.pt``, made by ``make recordings``) on the checks' own inputs.
+``genlab release`` first requires those recordings to be current
+(``autograder.release.recordings``); the worker's copy does not, since no public check runs
+in the worker.
 
 The full library in the repository is never modified.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from autograder.runner.lab import Lab
 
-from .stubs import Part, StubError, drop_dead_private, names_used, stub_source
+from .stubs import Part, StubError, drop_dead_private, names_used, stub_oracles, stub_source
 
 LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "genlab"
 
@@ -85,6 +87,13 @@ def stub_library(dest: Path, labs: Sequence[Lab], source: Path = LIBRARY) -> Stu
         new, names = stub_source(path.read_text(encoding="utf-8"), parts, filename=str(path))
         path.write_text(new, encoding="utf-8")
         stubbed[module] = names
+    for lab in labs:
+        for path in sorted((package / "checks").glob(f"lab{lab.number}*.py")):
+            module = f"genlab.checks.{path.stem}"
+            new, names = stub_oracles(path.read_text(encoding="utf-8"), module, filename=str(path))
+            if names:
+                path.write_text(new, encoding="utf-8")
+                stubbed[module] = names
     files = sorted(package.rglob("*.py"))
     texts = {p: p.read_text(encoding="utf-8") for p in files}
     used = {p: names_used(t) for p, t in texts.items()}

@@ -10,6 +10,10 @@ What each kind of ``graded`` entry becomes:
 - ``module:Class.method`` -> that method only; the rest of the class keeps working.
 - ``module:*`` -> every public (no leading ``_``) top-level function and class.
 
+The public checks' oracles (``@oracle`` functions in ``genlab.checks``, see
+``genlab.checks.recorded``) keep decorator, signature and docstring too; their body becomes
+``raise OracleRemoved(...)``, and the decorator answers from the lab's recording instead.
+
 Afterwards a private top-level function or class that nothing in the package names any
 more (a helper of a stubbed part) is deleted, so the answer does not survive in a helper.
 Stubbed nodes are regenerated with ``ast.unparse`` and spliced into the original text, so
@@ -21,6 +25,7 @@ import ast
 from dataclasses import dataclass
 
 IMPORT_LINE = "from genlab._graded import GradedPartError  # the student build's stubs raise it\n"
+ORACLE_IMPORT_LINE = "from genlab.checks.recorded import OracleRemoved  # the student build's oracles raise it\n"
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,34 @@ def stub_source(source: str, parts: list[Part], filename: str = "<module>") -> t
     return _add_import("".join(lines)), stubbed
 
 
-def _add_import(source: str) -> str:
-    """Insert ``IMPORT_LINE`` after the docstring and ``from __future__`` imports."""
+def _is_oracle(node: ast.stmt) -> bool:
+    """A top-level function decorated ``@oracle`` (or ``@recorded.oracle``)."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    return any((isinstance(d, ast.Name) and d.id == "oracle") or (isinstance(d, ast.Attribute) and d.attr == "oracle")
+               for d in node.decorator_list)
+
+
+def stub_oracles(source: str, module: str, filename: str = "<module>") -> tuple[str, list[str]]:
+    """Return ``(new_source, names)``: every ``@oracle`` function of ``module`` keeps its
+    decorator, signature and docstring, and its body raises ``OracleRemoved``."""
+    tree = ast.parse(source, filename)
+    oracles = [node for node in tree.body if _is_oracle(node)]
+    if not oracles:
+        return source, []
+    lines = source.splitlines(keepends=True)
+    for node in sorted(oracles, key=lambda n: -_span(n)[0]):
+        doc = ast.get_docstring(node, clean=False)
+        message = f"{module}:{node.name} is recorded, not computed, in the student build"
+        node.body = ([ast.Expr(ast.Constant(doc))] if doc is not None else []) + [
+            ast.Raise(exc=ast.Call(ast.Name("OracleRemoved", ast.Load()), [ast.Constant(message)], []), cause=None)]
+        first, last = _span(node)
+        lines[first - 1:last] = [ast.unparse(node) + "\n"]
+    return _add_import("".join(lines), ORACLE_IMPORT_LINE), [node.name for node in oracles]
+
+
+def _add_import(source: str, line: str = IMPORT_LINE) -> str:
+    """Insert ``line`` (``IMPORT_LINE``) after the docstring and ``from __future__`` imports."""
     tree = ast.parse(source)
     at = None
     for i, stmt in enumerate(tree.body):
@@ -153,8 +184,8 @@ def _add_import(source: str) -> str:
         break
     lines = source.splitlines(keepends=True)
     if at is None:
-        return source + ("" if source.endswith("\n") else "\n") + IMPORT_LINE
-    lines.insert(at - 1, IMPORT_LINE)
+        return source + ("" if source.endswith("\n") else "\n") + line
+    lines.insert(at - 1, line)
     return "".join(lines)
 
 

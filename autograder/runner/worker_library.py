@@ -7,9 +7,11 @@ a file read of the source): blocking recognises spellings, removal does not need
 worker gets the same copy of genlab that students get (``autograder.release.library.
 stub_library``): every library part that any lab grades (each
 lab.toml's ``graded``) is a stub raising ``GradedPartError``, and the full library is hidden
-from it (``sandbox.hidden_paths``). The public checks' modules (``genlab.checks.labNN_bugs``)
-stay whole: the lab's probes, which run in the worker, build on their helpers (lab 01's
-``ProbeLM``); a call to them from the notebook stays blocked (``lab.toml``'s ``blocked``).
+from it (``sandbox.hidden_paths``). The public checks' oracles (``@oracle``, the formulas of
+the graded answers) are stubs too and answer only from the recordings of the checks' own
+inputs; the rest of ``genlab.checks`` stays, since the lab's probes, which run in the worker,
+build on its helpers (lab 01's ``ProbeLM``); a call to the bug-namers from the notebook stays
+blocked (``lab.toml``'s ``blocked``).
 
 ``worker_library()`` builds that copy once per library version and set of labs, under the
 system's temporary folder (``genlab-worker-library-<key>/genlab``, readable by the

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import torch
 
 from autograder.runner.batch import LabInfo, grade_batch
 from autograder.runner.discover import Handin
@@ -29,7 +30,7 @@ from autograder.runner.lab import AUTOGRADER_DIR, REPO_ROOT, Lab
 from autograder.runner.results import SubmissionResult
 
 __all__ = ["Mutant", "Variant", "Cheat", "MutantDrift", "LabCases", "all_labs", "grade_cases", "public_check",
-           "summary", "nbgrader_meta"]
+           "run_checks", "check_ids", "summary", "nbgrader_meta"]
 
 
 class MutantDrift(AssertionError):
@@ -232,6 +233,55 @@ def _python(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+def check_ids(lab: LabCases) -> list[str]:
+    """grade_ids of the solution's public-check cells (``check_<grade_id>``), in order."""
+    return [gid for c in lab.read_solution().cells
+            if c.cell_type == "code" and (gid := nbgrader_meta(c).get("grade_id", "")).startswith("check_")]
+
+
+def _run_cell(source: str, name: str, namespace: dict) -> None:
+    exec(compile(_python(source), name, "exec"), namespace)
+
+
+def _run_check(source: str, check_id: str, namespace: dict, catch: type[BaseException] = AssertionError) -> str | None:
+    """Run one check cell; the message of its AssertionError (or of any ``catch``), or None when it passes."""
+    try:
+        _run_cell(source, f"<{check_id}>", namespace)
+    except catch as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _cells(lab: LabCases, case: Case | None):
+    """``(grade_id, source, is_check)`` of every code cell the grader would run, and every check
+    cell, with ``case``'s cell in place of the solution's."""
+    skip = set(lab.lab.skip_tags)
+    for cell in lab.read_solution().cells:
+        if cell.cell_type != "code":
+            continue
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid and gid.startswith("check_"):
+            yield gid, cell.source, True
+        elif not skip & set(cell.metadata.get("tags", [])):
+            yield gid, lab.case_source(case) if case is not None and gid == case.grade_id else cell.source, False
+
+
+def run_checks(lab: LabCases, catch: type[BaseException] = AssertionError) -> dict[str, str | None]:
+    """Run the solution notebook's every public check in this process: ``{check id: message or None}``.
+
+    A check that raises ``catch`` (an AssertionError: it failed) does not stop the ones after it.
+    """
+    namespace = {"__name__": "__main__", "get_ipython": _IPythonStub}
+    messages = {}
+    with redirect_stdout(io.StringIO()), torch.enable_grad():   # a case that turned autograd off does not leak
+        for gid, source, is_check in _cells(lab, None):
+            if is_check:
+                messages[gid] = _run_check(source, gid, namespace, catch)
+            else:
+                _run_cell(source, f"<cell {gid}>", namespace)
+    return messages
+
+
 def public_check(lab: LabCases, case: Case) -> str | None:
     """Run the notebook up to ``case``'s public check, with the case's cell in place.
 
@@ -239,25 +289,12 @@ def public_check(lab: LabCases, case: Case) -> str | None:
     with the lab's skip tags), replacing the case's cell, then the case's own check cell
     ``check_<grade_id>``. Returns ``None`` when the check passes, else its message.
     """
-    nb = lab.read_solution()
     check_id = f"check_{case.grade_id}"
-    skip = set(lab.lab.skip_tags)
     namespace = {"__name__": "__main__", "get_ipython": _IPythonStub}
-    out = io.StringIO()
-    with redirect_stdout(out):
-        for cell in nb.cells:
-            meta = nbgrader_meta(cell)
-            if cell.cell_type != "code":
-                continue
-            gid = meta.get("grade_id")
+    with redirect_stdout(io.StringIO()), torch.enable_grad():   # a case that turned autograd off does not leak
+        for gid, source, is_check in _cells(lab, case):
             if gid == check_id:
-                try:
-                    exec(compile(_python(cell.source), f"<{check_id}>", "exec"), namespace)
-                except AssertionError as exc:
-                    return str(exc) or "AssertionError"
-                return None
-            if skip & set(cell.metadata.get("tags", [])):
-                continue
-            source = lab.case_source(case) if gid == case.grade_id else cell.source
-            exec(compile(_python(source), f"<cell {gid}>", "exec"), namespace)
+                return _run_check(source, check_id, namespace)
+            if not is_check:
+                _run_cell(source, f"<cell {gid}>", namespace)
     raise AssertionError(f"{lab.solution.name} has no check cell {check_id!r} under {case.grade_id!r}")

@@ -1,6 +1,7 @@
 """The stub builder on small sources, and the ``graded`` key of lab.toml."""
 from __future__ import annotations
 
+import ast
 import shutil
 import textwrap
 
@@ -157,3 +158,53 @@ def test_a_graded_entry_in_the_public_checks_is_refused(tmp_path):
     """The checks and the probes need genlab.checks whole: such an entry is an error, not a silent skip."""
     with pytest.raises(StubError, match="genlab.checks"):
         graded_parts([_lab_with(tmp_path, '["genlab.checks.lab01_bugs:*"]')])
+
+
+ORACLES = textwrap.dedent('''\
+    """A lab's bug-namers."""
+    from __future__ import annotations
+
+    from genlab.checks.recorded import oracle
+
+
+    def _double_core(x):
+        return 2 * x   # the answer's core
+
+
+    @oracle
+    def double_formula(x):
+        """The right answer."""
+        return _double_core(x)
+
+
+    def name_double_bug(got, x):
+        return None if got == double_formula(x) else "not doubled"
+''')
+
+
+def test_an_oracle_keeps_its_decorator_and_docstring_and_raises_oracle_removed():
+    from autograder.release.stubs import stub_oracles
+    from genlab.checks.recorded import OracleRemoved
+
+    new, names = stub_oracles(ORACLES, "genlab.checks.lab99_bugs")
+    new, dropped = drop_dead_private(new, set())
+    assert names == ["double_formula"] and dropped == ["_double_core"]
+    assert "@oracle" in new and "the answer's core" not in new and "return _double_core" not in new
+    assert "def name_double_bug(got, x):" in new, "a namer stays whole"
+    namespace: dict = {"__name__": "genlab.checks.lab99_bugs"}
+    exec(compile(new, "<stub>", "exec"), namespace)
+    assert namespace["double_formula"].__doc__ == "The right answer."
+    with pytest.raises(OracleRemoved, match="lab99_bugs:double_formula is recorded, not computed"):
+        namespace["double_formula"].__wrapped__(3)
+    assert stub_oracles(SOURCE, "genlab.m") == (SOURCE, []), "a module without oracles is left as it is"
+
+
+def test_every_labs_oracles_are_stubbed_in_the_student_build(tmp_path):
+    from autograder.release.bundle import all_labs
+
+    report = stub_library(tmp_path, all_labs())
+    oracles = {m: n for m, n in report.stubbed.items() if m.startswith("genlab.checks.")}
+    assert "genlab.checks.lab03_bugs" in oracles and "attention_formula" in oracles["genlab.checks.lab03_bugs"]
+    tree = ast.parse((report.package / "checks" / "lab03_bugs.py").read_text(encoding="utf-8"))
+    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    assert not called & {"softmax", "tril", "triu", "sin", "cos"}, "lab 03's formulas are gone, in code (hints may name them)"

@@ -167,3 +167,32 @@ def test_bundle_notebooks_with_their_install_cell_grade_as_before(tmp_path):
     assert set(scores) == {"solution", "release"}, proc.stderr[-3000:]
     assert scores["solution"].score == scores["solution"].max_score > 0 and not scores["solution"].notebook_issues
     assert scores["release"].score == 0 and not scores["release"].error
+
+
+def _oracle_body_lines() -> set[str]:
+    """Lines of the full library's ``@oracle`` bodies (not their docstrings) that no other code of it has."""
+    inside, outside = set(), set()
+    for path in LIBRARY.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        spans = []
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef) and any(ast.unparse(d).endswith("oracle") for d in node.decorator_list):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                if body:
+                    spans.append((body[0].lineno, node.end_lineno))
+        for i, line in enumerate(lines, start=1):
+            (inside if any(a <= i <= b for a, b in spans) else outside).add(line.strip())
+    return {ln for ln in inside - outside if len(ln) >= MIN_LINE}
+
+
+def test_wheel_holds_no_oracle_body_and_ships_every_labs_recording(bundle):
+    """The public checks' formulas are gone from the wheel; their recorded answers are there."""
+    texts = _wheel_texts(bundle.wheel)
+    body = _oracle_body_lines()
+    assert len(body) > 10, "the search must have something to look for"
+    assert _leaks(texts, body) == []
+    names = set(texts)
+    assert {f"genlab/checks/recorded/lab{lab.number}.pt" for lab in all_labs()} <= names
+    oracles = sum(text.count("raise OracleRemoved(") for name, text in texts.items() if name.startswith("genlab/checks/"))
+    assert oracles >= 8, "lab 03 alone has eight oracles"

@@ -8,7 +8,9 @@ them, so a student reads the same words in both places. Nothing here calls stude
 The oracles are independent of the formulas a student writes: ``torch.optim.Adam`` and
 ``AdamW`` (``torch_adam_trajectory``), real float16 arithmetic (``fp16_truth``) and
 ``torch.amp.GradScaler`` (``gradscaler_history``). The float64 formulas with a ``variant``
-argument reproduce the mistakes, to name them.
+argument reproduce the mistakes, to name them. Every function that returns a right answer
+or a bug's output is an ``@oracle`` (``genlab.checks.recorded``): the student build keeps
+only its recorded answers, so the namers compare with them through ``close`` and ``same``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from genlab.checks.kit import close, describe
+from genlab.checks.kit import close, describe, same
+from genlab.checks.recorded import oracle
 
 __all__ = [
     "ADAM_DEFAULTS",
@@ -28,12 +31,14 @@ __all__ = [
     "name_adam_state_bug",
     "fp16_truth",
     "survival_formula",
+    "underflow_formula",
     "name_survival_bug",
     "name_scaled_backward_bug",
     "unscale_formula",
+    "nonfinite_formula",
     "name_unscale_bug",
     "gradscaler_history",
-    "scale_rule",
+    "scale_history_formula",
     "name_scale_bug",
 ]
 
@@ -42,6 +47,7 @@ ADAM_DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, de
 
 # ---------------------------------------------------------------- 1. Adam
 
+@oracle
 def torch_adam_trajectory(param0: Tensor, grads: Sequence[Tensor], lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                           weight_decay=0.0, decoupled=False) -> tuple[list[Tensor], dict]:
     """The parameter after each step of ``torch.optim.Adam`` (``AdamW`` when ``decoupled``).
@@ -57,9 +63,10 @@ def torch_adam_trajectory(param0: Tensor, grads: Sequence[Tensor], lr=1e-3, beta
         p.grad = g.detach().clone().to(p.dtype)
         opt.step()
         out.append(p.detach().clone())
-    return out, opt.state[p]
+    return out, {key: value.detach().clone() for key, value in opt.state[p].items()}
 
 
+@oracle
 def adam_formula(param0: Tensor, grads: Sequence[Tensor], lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                  weight_decay=0.0, decoupled=False, variant: str = "right") -> list[Tensor]:
     """Adam in float64 from the equations, or one of the usual mistakes (``variant``).
@@ -208,12 +215,14 @@ def name_adam_state_bug(state, t: int, torch_state: dict, param: Tensor, atol: f
 
 # ---------------------------------------------------------------- 2. update survival
 
+@oracle
 def fp16_truth(weight: Tensor, lr: float, grad: Tensor) -> Tensor:
     """What real float16 arithmetic does: True where ``weight - lr * grad`` != ``weight``."""
     w, g = weight.to(torch.float16), grad.to(torch.float16)
     return (w - lr * g) != w
 
 
+@oracle
 def survival_formula(weight: Tensor, lr: float, grad: Tensor, variant: str = "right") -> Tensor:
     """The prediction of a rule (``variant``) for whether a float16 weight changes.
 
@@ -252,6 +261,13 @@ def survival_formula(weight: Tensor, lr: float, grad: Tensor, variant: str = "ri
     return (size > gap / 2) | ((size == gap / 2) & even & (size > 0))
 
 
+@oracle
+def underflow_formula(lr: float, grad: Tensor) -> Tensor:
+    """True where the update ``lr * grad`` is not 0 but rounds to 0 in float16 (grad's shape, bool)."""
+    g = grad.to(torch.float16)
+    return ((lr * g).to(torch.float16) == 0) & (lr * g.double() != 0)
+
+
 _SURVIVAL_HINTS = {
     "float64": "the prediction says the weight changes where float16 rounds weight − lr·grad back to the same number: "
                "you computed in float64. The subtraction happens in float16, where an update smaller than half the "
@@ -278,27 +294,29 @@ _SURVIVAL_HINTS = {
 
 
 def name_survival_bug(got, weight: Tensor, lr: float, grad: Tensor) -> str | None:
-    """None if ``got`` agrees with real float16 arithmetic; otherwise the likely bug."""
-    truth = fp16_truth(weight, lr, grad)
+    """None if ``got`` agrees with real float16 arithmetic; otherwise the likely bug.
+
+    ``weight`` and ``grad``: float16 tensors of one shape; ``got`` should be a bool tensor of that shape.
+    """
+    shape = tuple(torch.broadcast_shapes(weight.shape, grad.shape))
     if not isinstance(got, Tensor):
-        return (f"fp16_update_survives should return a bool tensor shaped like the weight {tuple(truth.shape)}, got "
+        return (f"fp16_update_survives should return a bool tensor shaped like the weight {shape}, got "
                 f"{describe(got)}.")
-    if got.shape != truth.shape:
-        return f"the result should have the weight's shape {tuple(truth.shape)}, got {tuple(got.shape)}."
+    if tuple(got.shape) != shape:
+        return f"the result should have the weight's shape {shape}, got {tuple(got.shape)}."
     if got.dtype != torch.bool:
         return (f"the result should be a bool tensor (True where the weight changes), got {got.dtype}: a comparison "
                 "such as `a != b` or `x > y` gives bool.")
-    wrong = got != truth
-    if not bool(wrong.any()):
+    truth = fp16_truth(weight, lr, grad)
+    if same(got, truth):
         return None
     for variant, hint in _SURVIVAL_HINTS.items():
-        if torch.equal(got, survival_formula(weight, lr, grad, variant)):
+        if same(got, survival_formula(weight, lr, grad, variant)):
             return hint
+    wrong = got != truth   # no known bug: say where the answers disagree
     w = weight.to(torch.float16)
-    u = (lr * grad.to(torch.float16)).to(torch.float16)
-    underflow = (u == 0) & (lr * grad.to(torch.float16).double() != 0)
     n = int(wrong.sum())
-    if bool((wrong & underflow).any()):
+    if bool((wrong & underflow_formula(lr, grad)).any()):
         return ("where lr·grad is below 2.98e-8 (half the smallest subnormal, 5.96e-8) the update itself rounds to 0 in "
                 "float16 and nothing changes, whatever the weight (the course's 1e-3 × 1e-5 = 1e-8). Round the update "
                 "u = lr·grad to float16 first, and answer False where it is 0.")
@@ -308,7 +326,7 @@ def name_survival_bug(got, weight: Tensor, lr: float, grad: Tensor) -> str | Non
     if bool((wrong & (w < 0)).any()) and not bool((wrong & (w > 0)).any()):
         return ("right for positive weights but wrong for negative ones: the move is −u, so for a negative weight a "
                 "positive update increases its magnitude. Work with the direction of the move, not with |w|.")
-    return (f"{n} of {truth.numel()} answers disagree with float16 arithmetic. The weight changes when the float16 "
+    return (f"{n} of {got.numel()} answers disagree with float16 arithmetic. The weight changes when the float16 "
             "update u = lr·grad is not 0 and |u| is more than half the gap to the neighbouring float16 number in the "
             "direction of the move (exactly half: round half to even).")
 
@@ -343,6 +361,7 @@ def name_scaled_backward_bug(got: Sequence, plain: Sequence[Tensor], scale: floa
     return "the gradients should be exactly scale × the gradients of the loss: call (loss * scale).backward()."
 
 
+@oracle
 def unscale_formula(grads: Sequence[Tensor | None], scale: float, max_norm: float | None = None,
                     variant: str = "right") -> list[Tensor | None]:
     """The unscaled (and optionally clipped) gradients, or one of the usual mistakes.
@@ -377,24 +396,35 @@ def unscale_formula(grads: Sequence[Tensor | None], scale: float, max_norm: floa
     return clip(out, per_tensor=variant == "per_tensor_clip")
 
 
+@oracle
+def nonfinite_formula(grads: Sequence[Tensor | None]) -> list[str]:
+    """What each gradient holds: "inf" (±inf, NaN perhaps too), "nan" (NaN but no inf), or ""
+    (finite, or no gradient). ``found_inf`` is True when any entry is not ""."""
+    def kind(g):
+        if g is None or bool(torch.isfinite(g).all()):
+            return ""
+        return "inf" if bool(torch.isinf(g).any()) else "nan"
+
+    return [kind(g) for g in grads]
+
+
 def name_unscale_bug(result, grads: Sequence[Tensor | None], scale: float, max_norm: float | None = None,
                      rtol: float = 1e-5) -> str | None:
     """None if ``result`` is ``(unscaled float32 gradients, found_inf: bool)`` as specified."""
-    want_inf = any(g is not None and not bool(torch.isfinite(g).all()) for g in grads)
+    kinds = nonfinite_formula(grads)
+    want_inf = any(kinds)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         return f"unscale_and_check should return (grads, found_inf), got {describe(result)}."
     got, found_inf = result
     if not isinstance(found_inf, bool):
         return (f"found_inf should be a Python bool, got {describe(found_inf)}: wrap a tensor test in bool(...), e.g. "
                 "bool(torch.isfinite(g).all()).")
-    if found_inf != want_inf:
+    if not same(found_inf, want_inf):
         if want_inf:
-            has_nan = [g is not None and bool(torch.isnan(g).any()) for g in grads]
-            has_inf = [g is not None and bool(torch.isinf(g).any()) for g in grads]
-            if any(has_nan) and not any(has_inf):
+            if "nan" in kinds and "inf" not in kinds:
                 return ("found_inf is False although a gradient holds NaN: NaN is not inf (torch.isinf misses it). "
                         "Test with torch.isfinite, which is False for inf and NaN alike.")
-            bad = next(i for i, g in enumerate(grads) if g is not None and not bool(torch.isfinite(g).all()))
+            bad = next(i for i, k in enumerate(kinds) if k)
             return (f"found_inf is False although gradient {bad} holds inf/NaN: check every gradient in the list, "
                     "not just one of them.")
         return "found_inf is True although every gradient is finite: it must be True only for inf or NaN."
@@ -414,8 +444,8 @@ def name_unscale_bug(result, grads: Sequence[Tensor | None], scale: float, max_n
         return None  # the step is skipped: the values do not matter
 
     def matches(variant):
-        ref = unscale_formula(grads, scale, max_norm, variant)
-        return all(u is None or close(u, r.float(), atol=1e-30, rtol=rtol) for u, r in zip(got, ref, strict=False))
+        ref = unscale_formula(grads, scale, max_norm, variant)   # float32 (None where the gradient is None)
+        return all(u is None or close(u, r, atol=1e-30, rtol=rtol) for u, r in zip(got, ref, strict=False))
 
     if matches("right"):
         return None
@@ -440,6 +470,7 @@ def name_unscale_bug(result, grads: Sequence[Tensor | None], scale: float, max_n
 
 # ---------------------------------------------------------------- 4. dynamic scale
 
+@oracle
 def gradscaler_history(found_infs: Sequence[bool], init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
                        backoff_factor: float = 0.5, growth_interval: int = 2000) -> list[tuple[float, int]]:
     """``(scale, growth_tracker)`` after each step of a real ``torch.amp.GradScaler`` (on the CPU).
@@ -461,16 +492,9 @@ def gradscaler_history(found_infs: Sequence[bool], init_scale: float = 2.0 ** 16
     return out
 
 
-def scale_rule(scale: float, found_inf: bool, tracker: int, growth_factor: float = 2.0, backoff_factor: float = 0.5,
-               growth_interval: int = 2000, variant: str = "right") -> tuple[float, int]:
-    """One update of the dynamic scale, or one of the usual mistakes (``variant``).
-
-    Variants: "right", "never_backoff", "no_reset_on_overflow" (the clean-step count survives
-    an overflow), "no_reset_after_growth" (the count goes on past growth_interval, so the
-    scale grows only once), "no_reset_after_growth_ge" (the same with ``>=``: it grows at every
-    step after the first growth), "grow_one_step_early", "grow_one_step_late",
-    "grow_past_float32_max".
-    """
+def _scale_rule_step(scale: float, found_inf: bool, tracker: int, growth_factor: float, backoff_factor: float,
+                     growth_interval: int, variant: str) -> tuple[float, int]:
+    """One update ``(scale, tracker)`` of the rule of ``scale_history_formula`` (``variant``)."""
     f32_max = float(torch.finfo(torch.float32).max)
     if found_inf:
         if variant == "never_backoff":
@@ -487,6 +511,26 @@ def scale_rule(scale: float, found_inf: bool, tracker: int, growth_factor: float
             grown = scale
         return grown, (tracker if variant.startswith("no_reset_after_growth") else 0)
     return scale, tracker
+
+
+@oracle
+def scale_history_formula(found_infs: Sequence[bool], init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
+                          backoff_factor: float = 0.5, growth_interval: int = 2000,
+                          variant: str = "right") -> list[tuple[float, int]]:
+    """``(scale, growth_tracker)`` after each step of the dynamic-scale rule, from ``init_scale``
+    and a count of 0, or of one of its usual mistakes (``variant``).
+
+    Variants: "right", "never_backoff", "no_reset_on_overflow" (the clean-step count survives
+    an overflow), "no_reset_after_growth" (the count goes on past growth_interval, so the
+    scale grows only once), "no_reset_after_growth_ge" (the same with ``>=``: it grows at every
+    step after the first growth), "grow_one_step_early", "grow_one_step_late",
+    "grow_past_float32_max".
+    """
+    scale, tracker, out = float(init_scale), 0, []
+    for bad in found_infs:
+        scale, tracker = _scale_rule_step(scale, bad, tracker, growth_factor, backoff_factor, growth_interval, variant)
+        out.append((scale, tracker))
+    return out
 
 
 _SCALE_HINTS = {
@@ -509,13 +553,12 @@ _SCALE_HINTS = {
 
 def name_scale_bug(got: Sequence, found_infs: Sequence[bool], init_scale: float = 2.0 ** 16,
                    **rule) -> str | None:
-    """None if ``got`` (``(scale, tracker)`` after each step) follows GradScaler's rule."""
+    """None if ``got`` (``(scale, tracker)`` after each step) follows GradScaler's rule.
+
+    ``rule``: growth_factor, backoff_factor, growth_interval (GradScaler's defaults otherwise).
+    """
     def history(variant):
-        scale, tracker, out = float(init_scale), 0, []
-        for bad in found_infs:
-            scale, tracker = scale_rule(scale, bad, tracker, variant=variant, **rule)
-            out.append((scale, tracker))
-        return out
+        return scale_history_formula(found_infs, init_scale, variant=variant, **rule)
 
     for pair in got:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
@@ -527,12 +570,12 @@ def name_scale_bug(got: Sequence, found_infs: Sequence[bool], init_scale: float 
             return (f"new_growth_tracker should be a Python int (the count of clean steps), got {describe(tracker)}.")
     got = [(float(s), int(k)) for s, k in got]
     right = history("right")
-    if got == right:
+    if same(got, right):
         return None
     for variant, hint in _SCALE_HINTS.items():
-        if got == history(variant):
+        if same(got, history(variant)):
             return hint
-    first = next(i for i, (a, b) in enumerate(zip(got, right, strict=False)) if a != b)
+    first = next(i for i, (a, b) in enumerate(zip(got, right, strict=False)) if not same(a, b))
     what = "an overflow" if found_infs[first] else "a clean step"
     return (f"the scale or the counter is wrong after {what} (step {first + 1} of the sequence). The rule: on inf/NaN "
             "multiply the scale by backoff_factor and reset the counter to 0; otherwise add 1 to the counter, and when "

@@ -3,6 +3,10 @@
 The checks feed small fixed inputs and compare with independent oracles (``nn.LSTMCell``,
 float64 formulas, exact sampling distributions); the bug-namers in ``lab01_bugs`` turn a
 wrong answer into a hint. The hidden tests ask for the same things on other inputs.
+
+The oracles are ``@oracle`` functions (``genlab.checks.recorded``): in the student build they
+answer from a recording of these very checks, so everything they get is fixed here (seeded
+inputs, fixed weights loaded into the student's module), and the student's code gets copies.
 """
 from __future__ import annotations
 
@@ -86,9 +90,9 @@ def check_stream_batches(fn: Callable) -> None:
 
 
 def _call_streams(fn, ids, B, T):
-    """The windows as a list; a crash gets the likely cause of a shape error added."""
+    """The windows of ``fn`` on a copy of ``ids`` as a list; a crash gets the likely cause of a shape error added."""
     try:
-        return kit.call(f"stream_batches(ids of {ids.numel()} tokens, {B}, {T})", lambda: list(fn(ids, B, T)))
+        return kit.call(f"stream_batches(ids of {ids.numel()} tokens, {B}, {T})", lambda: list(fn(ids.clone(), B, T)))
     except AssertionError as exc:
         if "invalid for input of size" in str(exc) or "shape" in str(exc):
             raise AssertionError(f"{exc} {bugs.STREAM_SHAPE_HINT}") from None
@@ -107,24 +111,31 @@ def _call_with_hint(what: str, hint: str, fn, *args):
         raise
 
 
+def lstm_weights(input_size: int, hidden_size: int, seed: int, scale: float = 0.6) -> dict[str, Tensor]:
+    """Fixed weights for an LSTM cell, named and shaped like ``nn.LSTMCell``'s state_dict:
+    ``weight_ih (4H, I)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)``, each
+    drawn from N(0, scale²) with a generator seeded by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {"weight_ih": (4 * hidden_size, input_size), "weight_hh": (4 * hidden_size, hidden_size),
+              "bias_ih": (4 * hidden_size,), "bias_hh": (4 * hidden_size,)}
+    return {name: torch.randn(shape, generator=g) * scale for name, shape in shapes.items()}
+
+
 def check_lstm_cell(cls: type) -> None:
     """Parameters like nn.LSTMCell's, the same (h, c) and the same gradients given the same weights."""
     n_in, H, B = 5, 7, 3
     cell = kit.call(f"LSTMCell({n_in}, {H})", cls, n_in, H)
-    ref = nn.LSTMCell(n_in, H)
-    shapes = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    weights = lstm_weights(n_in, H, seed=20)   # loaded into the student's cell: the oracles know the cell by them
+    shapes = {k: tuple(v.shape) for k, v in weights.items()}
     got_shapes = {k: tuple(v.shape) for k, v in cell.state_dict().items()} if isinstance(cell, nn.Module) else {}
     if got_shapes != shapes:
         raise AssertionError(f"LSTMCell should have exactly nn.LSTMCell's parameters {shapes} (keep the ones created "
                              f"in __init__), found {got_shapes}.")
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.copy_(torch.randn_like(p) * 0.6)
-    kit.call("LSTMCell.load_state_dict", cell.load_state_dict, ref.state_dict())
+    kit.call("LSTMCell.load_state_dict", cell.load_state_dict, weights)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(B, n_in, generator=g)
     state = (torch.randn(B, H, generator=g), torch.randn(B, H, generator=g))
-    weights = {k: v.detach().clone() for k, v in ref.state_dict().items()}
+    reference = bugs.lstm_cell_reference(x, state, weights)   # nn.LSTMCell with these weights: h, c, gradients
 
     def given():   # the cell gets copies: an (h, c) changed in place must not spoil the next comparison
         return x.clone(), tuple(s.clone() for s in state)
@@ -134,37 +145,35 @@ def check_lstm_cell(cls: type) -> None:
         kit.fail_if(bugs.name_lstm_bug(got, x, state, weights), "one step from a given (h, c)")
         got = kit.call("LSTMCell.forward(x) with no state", cell, x.clone())
         kit.fail_if(bugs.name_lstm_bug(got, x, None, weights), "one step from state=None (zeros)")
-        want = ref(x, state)
         got = cell(*given())
-        for name, a, b in (("h", got[0], want[0]), ("c", got[1], want[1])):
-            kit.expect_close(a, b, f"{name} compared with nn.LSTMCell", atol=1e-5)
+        for name, a in (("h", got[0]), ("c", got[1])):
+            kit.expect_close(a, reference[name], f"{name} compared with nn.LSTMCell", atol=1e-5)
     cell64 = copy.deepcopy(cell).double()
     x64, state64 = x.double(), tuple(s.double() for s in state)
     got = kit.call("LSTMCell in float64", cell64, x64.clone(), tuple(s.clone() for s in state64))
     kit.fail_if(bugs.name_lstm_bug(got, x64, state64, weights, atol=1e-10), "float64 inputs")
-    _check_lstm_gradients(cell, ref, x, state)
+    _check_lstm_gradients(cell, x, state, reference["grads"])
     # last, once the values are right (a missing term shows above as itself, not as a missing gradient)
     kit.check_contract(FlatStateCell(cell), (x, *state), "LSTMCell.forward", ("x", "h", "c"), report_crash=True)
     kit.ok("LSTMCell matches torch.nn.LSTMCell with the same weights: (h, c), state=None, float64 and gradients; "
            "x, h and c are left as they were, reached by the gradient, and no state is kept between calls")
 
 
-def _check_lstm_gradients(cell, ref, x: Tensor, state) -> None:
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+def _check_lstm_gradients(cell, x: Tensor, state, want: dict) -> None:
+    """The gradients of ``h.square().sum() + c.sum()`` through ``cell`` against ``want``
+    (``lstm_cell_reference``'s ``grads``: ``"x"`` and each parameter by name)."""
+    xa = x.clone().requires_grad_(True)
     cell.zero_grad(set_to_none=True)
-    ref.zero_grad(set_to_none=True)
     h, c = cell(xa, tuple(s.clone() for s in state))
     (h.square().sum() + c.sum()).backward()
-    hr, cr = ref(xb, state)
-    (hr.square().sum() + cr.sum()).backward()
     if xa.grad is None:
         raise AssertionError("no gradient reached the input x: build h and c from x with differentiable torch "
                              "operations (no .detach(), no .item(), no torch.no_grad()).")
-    kit.expect_close(xa.grad, xb.grad, "the gradient with respect to x", atol=1e-5)
-    for (name, p), (_, q) in zip(cell.named_parameters(), ref.named_parameters(), strict=False):
+    kit.expect_close(xa.grad, want["x"], "the gradient with respect to x", atol=1e-5)
+    for name, p in cell.named_parameters():
         if p.grad is None:
             raise AssertionError(f"no gradient reached {name}: use self.{name} in forward (it must be learned).")
-        kit.expect_close(p.grad, q.grad, f"the gradient of {name}", atol=1e-5)
+        kit.expect_close(p.grad, want[name], f"the gradient of {name}", atol=1e-5)
 
 
 # ---------------------------------------------------------------- 3. lm_loss
@@ -179,29 +188,42 @@ def check_lm_loss(fn: Callable) -> None:
     for B, T, V in ((2, 5, 11), (4, 3, 7), (1, 6, 103)):
         logits = torch.randn(B, T, V, generator=g) * 2
         targets = torch.randint(V, (B, T), generator=g)
-        got = _call_with_hint(f"{what}(logits {(B, T, V)}, targets {(B, T)})", bugs.LOSS_FLATTEN_HINT, fn, logits,
-                              targets)
+        got = _call_with_hint(f"{what}(logits {(B, T, V)}, targets {(B, T)})", bugs.LOSS_FLATTEN_HINT, fn,
+                              logits.clone(), targets)
         kit.fail_if(bugs.name_loss_bug(got, logits, targets), f"{what} with B={B}, T={T}, V={V}")
     logits = torch.randn(3, 4, 50, generator=g) * 12
     targets = torch.randint(50, (3, 4), generator=g)
     got = kit.call(f"{what} on float16 logits", fn, logits.half(), targets)
     kit.fail_if(bugs.name_loss_bug(got, logits.half().float(), targets, atol=1e-3), f"{what} on float16 logits")
-    layer = nn.Linear(8, 50)
+    layer = _integer_linear(8, 50, g)
+    inputs = torch.randint(-6, 7, (3, 4, 8), generator=g).float()
     with torch.autocast("cpu", dtype=torch.float16):
-        out = layer(torch.randn(3, 4, 8, generator=g) * 30)
+        out = layer(inputs)
+        seen = out.detach().float()   # what the oracle gets, whatever the student's code does to `out`
         got = kit.call(f"{what} inside torch.autocast('cpu', dtype=torch.float16)", fn, out, targets)
-    kit.fail_if(bugs.name_loss_bug(got, out.detach().float(), targets, atol=1e-3), f"{what} under float16 autocast")
+    kit.fail_if(bugs.name_loss_bug(got, seen, targets, atol=1e-3), f"{what} under float16 autocast")
     logits = torch.randn(2, 3, 5, generator=g, requires_grad=True)
     targets = torch.randint(5, (2, 3), generator=g)
+    want = bugs.loss_gradient_formula(logits, targets)   # (softmax(logits) - onehot(targets)) / (B·T)
     loss = kit.call(what, fn, logits, targets)
     kit.call("lm_loss(...).backward()", loss.backward)
-    want = (torch.softmax(logits.detach(), -1) - nn.functional.one_hot(targets, 5)) / 6
     if logits.grad is None:
         raise AssertionError("no gradient reached the logits: keep the computation in torch (no .item(), no numpy).")
     kit.expect_close(logits.grad, want, "the gradient of the loss with respect to the logits", atol=1e-5,
                      hint="it should be (softmax(logits) - onehot(targets)) / (B·T) for the mean loss.")
     kit.ok(f"{what}: the mean cross-entropy over batch and time, float32 (also for float16 logits and under "
            "autocast), with the right gradient; the logits are left as they were")
+
+
+def _integer_linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """An ``nn.Linear(n_in, n_out)`` with small integer weights and biases (in -2..2): on small
+    integer inputs its float16 output under autocast is exact, the same on every machine, so
+    the loss oracle's recording knows it."""
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randint(-2, 3, (n_out, n_in), generator=generator))
+        layer.bias.copy_(torch.randint(-2, 3, (n_out,), generator=generator))
+    return layer
 
 
 # ---------------------------------------------------------------- 4. tbptt_step
@@ -310,10 +332,10 @@ def check_tbptt_step(fn: Callable, lm_loss: Callable | None = None) -> None:
     across the boundary, a graph that does not grow over 100 steps; for an LSTM and a plain RNN."""
     for kind in ("lstm", "rnn"):
         state, windows, loop_windows, sizes = tbptt_case(kind, seed=4)
-        obs = observe_tbptt(fn, kind, state, windows, loop_windows, **sizes)
         model = bugs.ProbeLM(kind, **sizes)
         model.load_state_dict(state)
-        ref = bugs.tbptt_reference(model, windows)
+        ref = bugs.tbptt_reference(model, windows)   # first: nothing the step does to the windows reaches it
+        obs = observe_tbptt(fn, kind, state, windows, loop_windows, **sizes)
         own = None
         if lm_loss is not None:
             try:
@@ -371,7 +393,8 @@ def sampling_error_hint(error: str, top_p=None) -> str:
 
 
 def _sample(fn, what, logits, **kw):
-    data = observe_sampling(fn, logits, **kw)
+    """``fn``'s samples on a copy of ``logits`` (the bug-namer gets the logits themselves)."""
+    data = observe_sampling(fn, logits.clone(), **kw)
     if data["error"]:
         raise AssertionError(f"{what} raised an error: {sampling_error_hint(data['error'], kw.get('top_p'))}")
     return data["samples"]

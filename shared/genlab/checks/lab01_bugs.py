@@ -9,6 +9,11 @@ The oracles are independent of what a student writes: ``torch.nn.LSTMCell`` and 
 equations in float64, the negative log-likelihood in float64, torch's own recurrent
 modules (``ProbeLM``), and exact categorical distributions for sampling. The ``*_formula``
 functions with a ``variant`` argument reproduce the mistakes, to name them.
+
+Every function that computes a right answer or a bug's output is an ``@oracle``
+(``genlab.checks.recorded``): the student build answers it from the lab's recording, so it
+must be called on the checks' own fixed inputs, and its results compared with
+``close``/``same`` only.
 """
 from __future__ import annotations
 
@@ -18,20 +23,24 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genlab.checks.kit import close, describe, tensors
+from genlab.checks.kit import close, describe, same, tensors
+from genlab.checks.recorded import oracle
 
 __all__ = [
     "stream_formula",
     "name_stream_bug",
     "lstm_formula",
+    "lstm_cell_reference",
     "name_lstm_bug",
     "loss_formula",
+    "loss_gradient_formula",
     "name_loss_bug",
     "ProbeLM",
     "probe_windows",
     "tbptt_reference",
     "name_tbptt_bug",
     "sampling_probs",
+    "greedy_formula",
     "name_sampling_bug",
     "chi_square_pvalue",
 ]
@@ -45,6 +54,7 @@ PART3_NOTE = "(Part 4 scores windows with your lm_loss: if part 3's checks fail,
 
 # ---------------------------------------------------------------- 1. stream_batches
 
+@oracle
 def stream_formula(ids: Tensor, B: int, T: int) -> list[tuple[Tensor, Tensor]]:
     """The documented windows: B streams of L = (N - 1) // B inputs, windows of T columns, the
     last one shorter when T does not divide L. Written with explicit indices (no views)."""
@@ -92,10 +102,10 @@ def name_stream_bug(batches, ids: Tensor, B: int, T: int) -> str | None:
     if widths != want_widths:
         return _width_hint(widths, want_widths, L, T)
     for k, ((x, y), (wx, wy)) in enumerate(zip(batches, want, strict=False)):
-        if not torch.equal(x, wx):
+        if not same(x, wx):
             return (f"window {k}'s inputs x are not the documented ones: row i must read stream i, the corpus "
                     f"positions [i*L, (i+1)*L) with L = (N - 1) // B, and window k its columns [k*T, (k+1)*T).")
-        if not torch.equal(y, wy):
+        if not same(y, wy):
             return f"window {k}'s targets y are wrong: y[:, t] must be the token right after x[:, t]."
     return None
 
@@ -163,6 +173,7 @@ LSTM_VARIANTS = ("swap_input_forget", "sigmoid_candidate", "tanh_gates", "no_out
                  "gate_order_ifog", "no_input_gate", "no_hidden_bias", "coupled_gates")
 
 
+@oracle
 def lstm_formula(x: Tensor, state, weights: dict, variant: str = "right") -> tuple[Tensor, Tensor]:
     """One LSTM step in float64 from ``nn.LSTMCell``'s weights, or one of its usual bugs.
 
@@ -202,6 +213,21 @@ def lstm_formula(x: Tensor, state, weights: dict, variant: str = "right") -> tup
     return h_new, c_new
 
 
+@oracle
+def lstm_cell_reference(x: Tensor, state, weights: dict) -> dict:
+    """What ``torch.nn.LSTMCell`` loaded with ``weights`` gives for ``x (B, I)`` and
+    ``state = (h, c)``, each ``(B, H)``: ``h``, ``c`` and ``grads``, the gradients of
+    ``h.square().sum() + c.sum()`` with respect to ``"x"`` and to each parameter (by name)."""
+    ref = nn.utils.skip_init(nn.LSTMCell, x.shape[-1], weights["weight_hh"].shape[1])  # no draw from the global RNG
+    ref.load_state_dict(weights)
+    x = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        h, c = ref(x, state)
+        (h.square().sum() + c.sum()).backward()
+    grads = {"x": x.grad, **{name: p.grad for name, p in ref.named_parameters()}}
+    return {"h": h.detach(), "c": c.detach(), "grads": grads}
+
+
 LSTM_HINTS = {
     "swap_input_forget": ("the input and forget gates are exchanged: the forget gate f (rows H..2H) multiplies the old "
                           "cell state, c' = f * c + i * g, and the input gate i (rows 0..H) scales the candidate."),
@@ -223,8 +249,7 @@ LSTM_HINTS = {
 
 def name_lstm_bug(got, x: Tensor, state, weights: dict, atol: float = 1e-5) -> str | None:
     """None if ``got`` is ``(h', c')`` of one LSTM step; otherwise a hint naming the likely bug."""
-    want_h, want_c = lstm_formula(x, state, weights)
-    shape = tuple(want_h.shape)
+    shape = (x.shape[0], weights["weight_hh"].shape[1])
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
         return f"LSTMCell.forward should return the pair (h, c), each of shape {shape}; got {describe(got)}."
     h, c = got
@@ -236,6 +261,7 @@ def name_lstm_bug(got, x: Tensor, state, weights: dict, atol: float = 1e-5) -> s
                     "pre-activations along dim 1 (the last axis) into four (B, H) blocks.")
         if t.dtype != x.dtype:
             return f"{name} should keep the input's dtype {x.dtype}, got {t.dtype}: do not cast inside the cell."
+    want_h, want_c = lstm_formula(x, state, weights)
     if close(h, want_h, atol) and close(c, want_c, atol):
         return None
     if not (torch.isfinite(h).all() and torch.isfinite(c).all()):
@@ -244,8 +270,7 @@ def name_lstm_bug(got, x: Tensor, state, weights: dict, atol: float = 1e-5) -> s
         vh, vc = lstm_formula(x, state, weights, variant)
         if close(h, vh, atol) and close(c, vc, atol):
             return LSTM_HINTS[variant]
-    swapped = lstm_formula(x, state, weights)
-    if close(h, swapped[1], atol) and close(c, swapped[0], atol):
+    if close(h, want_c, atol) and close(c, want_h, atol):
         return "h and c are returned in the wrong order: return (h, c), the output first, then the cell state."
     if close(c, want_c, atol):
         return "c' is right but h' is not: h' = o * tanh(c'), with the output gate o = sigmoid of rows 3H..4H."
@@ -261,6 +286,7 @@ LOSS_VARIANTS = ("sum", "mean_over_batch", "mean_over_time", "softmax_then_cross
                  "no_log_softmax", "probabilities_not_log")
 
 
+@oracle
 def loss_formula(logits: Tensor, targets: Tensor, variant: str = "right") -> Tensor:
     """The next-token loss in float64, or one of its usual bugs.
 
@@ -269,6 +295,11 @@ def loss_formula(logits: Tensor, targets: Tensor, variant: str = "right") -> Ten
     probabilities), "shifted_again" (targets shifted once more), "no_log_softmax" (−logit of
     the target), "probabilities_not_log" (−p of the target).
     """
+    return _next_token_loss(logits, targets, variant)
+
+
+def _next_token_loss(logits: Tensor, targets: Tensor, variant: str = "right") -> Tensor:
+    """``loss_formula``'s body: ``logits (B, T, V)``, ``targets (B, T)`` -> a 0-d float64 loss."""
     z = logits.double()
     if variant == "shifted_again":
         z, targets = z[:, :-1], targets[:, 1:]
@@ -287,6 +318,15 @@ def loss_formula(logits: Tensor, targets: Tensor, variant: str = "right") -> Ten
     if variant == "mean_over_time":
         return picked.sum(0).mean()
     return picked.mean()
+
+
+@oracle
+def loss_gradient_formula(logits: Tensor, targets: Tensor) -> Tensor:
+    """The gradient of the mean loss with respect to ``logits (B, T, V)``, float64:
+    ``(softmax(logits) - onehot(targets)) / (B·T)``."""
+    z = logits.detach().double()
+    onehot = nn.functional.one_hot(targets, z.shape[-1]).double()
+    return (torch.softmax(z, -1) - onehot) / targets.numel()
 
 
 LOSS_HINTS = {
@@ -327,7 +367,7 @@ def name_loss_bug(got, logits: Tensor, targets: Tensor, atol: float = 1e-4) -> s
             continue
         if close(got, loss_formula(logits, targets, variant), atol):
             return LOSS_HINTS[variant]
-    err = abs(float(got) - float(want))
+    err = abs(float(got.detach()) - float(want))
     return (f"the loss differs from the mean cross-entropy −(1/BT) Σ log softmax(logits)[target] by {err:.3g}. "
             "Flatten logits to (B·T, V) and targets to (B·T,) in the same order (reshape, not transpose).")
 
@@ -372,22 +412,26 @@ def probe_windows(seed: int, vocab_size: int = 9, B: int = 3, T: int = 5, n: int
 
 
 
-@torch.no_grad()
+@oracle
 def tbptt_reference(model: nn.Module, windows: Sequence[tuple[Tensor, Tensor]]) -> dict:
-    """What a correct tbptt_step gives on ``windows`` from a zero state, and what the usual
-    bugs give: ``losses`` (carried state), ``fresh_losses`` (state reset each window),
-    ``stale_losses`` (the first window's state reused), ``states`` (flat lists of tensors)."""
+    """What a correct tbptt_step gives on ``windows`` (``(x, y)`` pairs, each ``(B, T)``) from a
+    zero state, and what the usual bugs give: ``losses`` (carried state; 0-d float32 tensors),
+    ``fresh_losses`` (state reset each window), ``stale_losses`` (the first window's state
+    reused), ``states`` (flat lists of tensors), ``logits`` (``(B, T, V)`` of each window).
+
+    ``model``: a ``ProbeLM`` with the check's fixed weights (the recording knows it by them)."""
     losses, fresh, stale, states, logits_all, hidden = [], [], [], [], [], None
     first_state = None
-    for k, (x, y) in enumerate(windows):
-        logits, new = model(x, hidden)
-        logits_all.append(logits.float())
-        losses.append(loss_formula(logits, y).float())
-        fresh.append(loss_formula(model(x, None)[0], y).float())
-        stale.append(loss_formula(model(x, first_state)[0], y).float() if k > 0 else losses[0])
-        states.append([t.detach().clone() for t in tensors(new)])
-        hidden = new
-        first_state = first_state if first_state is not None else new
+    with torch.no_grad():
+        for k, (x, y) in enumerate(windows):
+            logits, new = model(x, hidden)
+            logits_all.append(logits.float())
+            losses.append(_next_token_loss(logits, y).float())
+            fresh.append(_next_token_loss(model(x, None)[0], y).float())
+            stale.append(_next_token_loss(model(x, first_state)[0], y).float() if k > 0 else losses[0])
+            states.append([t.detach().clone() for t in tensors(new)])
+            hidden = new
+            first_state = first_state if first_state is not None else new
     return {"losses": losses, "fresh_losses": fresh, "stale_losses": stale, "states": states, "logits": logits_all}
 
 
@@ -415,24 +459,24 @@ def name_tbptt_bug(obs: dict, ref: dict, own_losses: Sequence[float] | None = No
     if first.get("state_count") != len(ref["states"][0]):
         return (f"new_hidden should have the structure the model returned ({len(ref['states'][0])} tensor(s): "
                 f"{'(h, c)' if len(ref['states'][0]) == 2 else 'h'}), got {first.get('state_count')} tensor(s).")
-    losses = [float(v) for v in obs.get("losses") or []]
-    want = [float(v) for v in ref["losses"]]
-    own = [float(v) for v in own_losses] if own_losses is not None else want
+    losses = [_scalar(v) for v in obs.get("losses") or []]
+    want = ref["losses"]
+    own = [_scalar(v) for v in own_losses] if own_losses is not None else want
 
-    def same(a, b):
-        return abs(a - b) <= atol * (1 + abs(b))
+    def near(got: Tensor, expected) -> bool:   # |got - expected| <= atol·(1 + |expected|)
+        return close(got, expected, atol, rtol=atol)
 
-    if not same(losses[0], want[0]) and not same(losses[0], own[0]):
+    if not near(losses[0], want[0]) and not near(losses[0], own[0]):
         return (f"the loss of the first window (from a zero state) is not lm_loss(model(x, hidden)[0], y) "
-                f"(off by {abs(losses[0] - want[0]):.3g}): score the model's logits for this window against its "
-                f"targets y. {PART3_NOTE}")
+                f"(off by {abs(float(losses[0]) - float(want[0])):.3g}): score the model's logits for this window "
+                f"against its targets y. {PART3_NOTE}")
     for k in range(1, len(losses)):
-        if same(losses[k], want[k]) or same(losses[k], own[k]):
+        if near(losses[k], want[k]) or near(losses[k], own[k]):
             continue
-        if same(losses[k], float(ref["fresh_losses"][k])):
+        if near(losses[k], ref["fresh_losses"][k]):
             return ("the state is not carried: every window starts from zeros (hidden=None), so the model forgets the "
                     "text it just read. Pass the incoming hidden to the model and return the model's NEW state.")
-        if same(losses[k], float(ref["stale_losses"][k])):
+        if near(losses[k], ref["stale_losses"][k]):
             return ("the state does not advance: tbptt_step returns the state it was given instead of the model's new "
                     "final state, so every window restarts from the same point.")
         return (f"the loss of window {k} does not match the model run from the state carried from window {k - 1}. "
@@ -468,6 +512,11 @@ def name_tbptt_bug(obs: dict, ref: dict, own_losses: Sequence[float] | None = No
     return None
 
 
+def _scalar(value) -> Tensor:
+    """A loss (a Python number or a one-element tensor) as a 0-d float64 tensor."""
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
 def _tbptt_error_hint(error: str, stage: str) -> str:
     where = f" ({stage})" if stage else ""
     if "backward through the graph a second time" in error or "Trying to backward" in error:
@@ -482,6 +531,7 @@ def _tbptt_error_hint(error: str, stage: str) -> str:
 
 # ---------------------------------------------------------------- 5. sample_next
 
+@oracle
 def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                    variant: str = "right") -> Tensor:
     """The exact distribution ``sample_next`` should sample from, float64 ``(B, V)``; or a bug's.
@@ -517,6 +567,12 @@ def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None =
         in_sorted[..., 0] = True
         keep = keep & torch.zeros_like(keep).scatter(-1, order, in_sorted)
     return torch.softmax(scaled.masked_fill(~keep, -math.inf), -1)
+
+
+@oracle
+def greedy_formula(logits: Tensor) -> Tensor:
+    """The greedy (T → 0) choice of each row of ``logits (B, V)``: its argmax, ``(B,)`` long."""
+    return logits.argmax(-1)
 
 
 SAMPLING_VARIANTS = ("temperature_after_softmax", "top_p_drops_crossing", "top_p_before_temperature",
@@ -568,35 +624,44 @@ def name_sampling_bug(samples, logits: Tensor, temperature: float = 1.0, top_k: 
         return f"sample_next should return token ids as torch.long (int64), got {samples.dtype}."
     if bool((samples < 0).any()) or bool((samples >= V).any()):
         return f"sample_next returned ids outside 0..{V - 1}."
-    want = sampling_probs(logits, temperature, top_k, top_p)
     if temperature == 0:
-        if torch.equal(samples, logits.argmax(-1)):
+        if same(samples, greedy_formula(logits)):
             return None
         return "temperature=0 must return the argmax of each row (greedy): check T == 0 first and use argmax."
-    groups = _identical_rows(logits)
-    for rows in groups:
+    for rows in _identical_rows(logits):
         counts = torch.bincount(samples[rows], minlength=V)
-        p = want[rows[0]]
+        # from one row of the group (a (1, V) answer is what the recording keeps), and every bug's distribution
+        # now, before the samples decide which are needed, so that the recording holds them all
+        candidates = {variant: sampling_probs(logits[rows[:1]], temperature, top_k, top_p, variant)[0]
+                      for variant in ("right", *SAMPLING_VARIANTS)}
+        p = candidates.pop("right")
         outside = (counts > 0) & (p == 0)
         if bool(outside.any()):
-            for variant in SAMPLING_VARIANTS:
-                q = sampling_probs(logits[rows[:1]], temperature, top_k, top_p, variant)[0]
-                if bool(((counts > 0) <= (q > 0)).all()) and chi_square_pvalue(counts, q) > alpha:
-                    return SAMPLING_HINTS[variant]
+            hint = _sampling_variant_hint(counts, candidates, alpha)
+            if hint is not None:
+                return hint
             return (f"tokens outside the allowed set were sampled ({int(outside.sum())} of them): apply the filters "
                     "(top-k keeps the k largest logits, top-p the smallest set reaching mass p) by setting the other "
                     "logits to -inf before the softmax.")
         if chi_square_pvalue(counts, p) <= alpha:
-            for variant in SAMPLING_VARIANTS:
-                q = sampling_probs(logits[rows[:1]], temperature, top_k, top_p, variant)[0]
-                if bool(((counts > 0) <= (q > 0)).all()) and chi_square_pvalue(counts, q) > alpha:
-                    return SAMPLING_HINTS[variant]
+            hint = _sampling_variant_hint(counts, candidates, alpha)
+            if hint is not None:
+                return hint
             missing = (counts == 0) & (p > 20.0 / max(len(rows), 1))
             if bool(missing.any()):
                 return ("some tokens that should be sampled never appear: the filter removes too much (top-p must keep "
                         "the token that crosses p; top-k keeps k tokens).")
             return ("the sampled frequencies do not follow softmax(logits / T) after the filters (chi-square test): "
                     "sample with torch.multinomial(probs, 1, generator=generator) from the renormalised probabilities.")
+    return None
+
+
+def _sampling_variant_hint(counts: Tensor, candidates: dict, alpha: float) -> str | None:
+    """The hint of the first known bug whose distribution (``candidates``: variant -> ``(V,)``)
+    has every sampled token in its support and passes the chi-square test on ``counts (V,)``."""
+    for variant, q in candidates.items():
+        if bool(((counts > 0) <= (q > 0)).all()) and chi_square_pvalue(counts, q) > alpha:
+            return SAMPLING_HINTS[variant]
     return None
 
 

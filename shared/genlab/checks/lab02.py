@@ -6,6 +6,9 @@ formulas, one-example-at-a-time searches, sacrebleu), and they warn about everyt
 hidden tests require: dtypes, shapes, padding, float16, gradients, tuple states, and the
 promises of ``genlab.checks.contract`` (inputs left unchanged, no state kept between calls,
 gradients reach the inputs, autograd left on). The hidden tests use other inputs.
+
+Every answer comes from an ``@oracle`` of ``lab02_bugs`` called on these checks' own fixed
+inputs (never on a student's outputs), so the student build can answer from its recording.
 """
 from __future__ import annotations
 
@@ -27,10 +30,6 @@ def _call_explained(what: str, fn: Callable, table, *args):
         return kit.call(what, fn, *args)
     except AssertionError as exc:
         raise AssertionError(f"{exc}{bugs.explain_error(str(exc), table)}") from None
-
-
-def _mask(lengths, S):
-    return torch.arange(S)[None, :] < torch.as_tensor(lengths)[:, None]
 
 
 # ---------------------------------------------------------------- 1. padding mask
@@ -83,8 +82,7 @@ def check_additive_attention(cls: type) -> None:
     g = torch.Generator().manual_seed(3)
     query, keys = torch.randn(3, d_q, generator=g), torch.randn(3, 5, d_k, generator=g)
     values = torch.randn(3, 5, d_v, generator=g)
-    lengths = torch.tensor([5, 2, 1])
-    mask = _mask(lengths, 5)
+    mask = bugs.padding_mask_formula(torch.tensor([5, 2, 1]), 5)  # (3, 5)
     what = "AdditiveAttention.forward"
     kit.check_contract(attn, (query, keys, values, mask), what, ("query", "keys", "values", "mask"), check_grads=False)
     for m, where in ((mask, "with a mask (lengths 5, 2, 1)"), (None, "without a mask")):
@@ -143,12 +141,12 @@ def make_decoder(V: int = 9, E: int = 4, D: int = 6, M: int = 8, seed: int = 0):
 
 def _decoder_inputs(seed: int = 1):
     g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([5, 2, 1])
+    mask = bugs.padding_mask_formula(torch.tensor([5, 2, 1]), 5)  # (3, 5)
     memory = torch.randn(3, 5, 8, generator=g)
-    memory[~_mask(lengths, 5)] = 0.0
+    memory[~mask] = 0.0
     tgt = torch.tensor([[1, 5, 6, 7, 2], [1, 3, 2, 0, 0], [1, 8, 2, 0, 0]])
     state = torch.randn(3, 6, generator=g)
-    return memory, _mask(lengths, 5), tgt, state
+    return memory, mask, tgt, state
 
 
 def _record(module: nn.Module, calls: list):
@@ -270,15 +268,15 @@ def check_decoding(greedy_decode: Callable, beam_search: Callable) -> None:
         step = _rnn(seed=seed, tuple_state=tuple_state)
         h = torch.randn(4, 5, generator=torch.Generator().manual_seed(seed))
         state = (h, torch.zeros(4, 2)) if tuple_state else h
+        greedy = bugs.greedy_oracle(step, state, 1, 2, 8)
         got = kit.call("greedy_decode", greedy_decode, checked_step(step), state, 1, 2, 8, 0)
-        kit.fail_if(bugs.name_greedy_bug(got, bugs.greedy_oracle(step, state, 1, 2, 8), 2, 0, 8),
-                    f"greedy_decode{' (a tuple state)' if tuple_state else ''}")
+        kit.fail_if(bugs.name_greedy_bug(got, greedy, 2, 0, 8), f"greedy_decode{' (a tuple state)' if tuple_state else ''}")
         beam1 = kit.call("beam_search", beam_search, checked_step(step), state, 1, 2, 8, 1, 1.0, 0)
         if not (isinstance(beam1, (tuple, list)) and len(beam1) == 2 and isinstance(beam1[0], Tensor)):
             raise AssertionError(f"beam_search should return (tokens, scores), got {kit.describe(beam1)}.")
-        if [bugs._cut(r, 2, 0) for r in beam1[0].tolist()] != bugs.greedy_oracle(step, state, 1, 2, 8):
-            raise AssertionError("beam_search with width=1 should give exactly the greedy sequences: keep the single "
-                                 "best extension at each step and stop when it ends in <eos>.")
+        if not kit.same([bugs._cut(r, 2, 0) for r in beam1[0].tolist()], greedy):
+            kit.fail_if("beam_search with width=1 should give exactly the greedy sequences: keep the single best "
+                        "extension at each step and stop when it ends in <eos>.")
     cases = [
         ("a model whose greedy choice is not the best sequence", GREEDY_TRAP, 2, 0.0,
          ("probabilities", "forget_finished")),

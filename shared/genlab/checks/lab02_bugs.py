@@ -5,7 +5,8 @@ common mistakes would have produced, and returns a hint naming the likely bug (`
 when the result is right). The notebook's public checks and the hidden tests both use them,
 so a student reads the same words in both places. The ``*_formula`` and ``*_oracle``
 functions compute the right answers independently (float64, written out; sacrebleu for
-BLEU); none of them calls student code.
+BLEU); none of them calls student code. Each is an ``@oracle`` (``genlab.checks.recorded``): the
+student build keeps only its answers on the public checks' own inputs.
 
 Parts: 1 padding_mask, 2 AdditiveAttention, 3 decoder_step / teacher_forcing / sequence_loss,
 4 greedy_decode / beam_search, 5 corpus_bleu.
@@ -19,17 +20,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genlab.checks.kit import close, describe
+from genlab.checks.kit import close, describe, same
+from genlab.checks.recorded import oracle
 
 __all__ = [
+    "PADDING_MASK_BUGS",
     "padding_mask_formula",
     "name_padding_mask_bug",
+    "ADDITIVE_BUGS",
     "additive_formula",
     "name_additive_bug",
     "decoder_step_formula",
     "teacher_forcing_formula",
     "name_decoder_step_bug",
     "name_teacher_forcing_bug",
+    "sequence_loss_formula",
     "name_loss_bug",
     "explain_decoder_error",
     "explain_error",
@@ -58,18 +63,31 @@ def _tensor(x) -> bool:
 
 # ---------------------------------------------------------------- 1. padding mask
 
-def padding_mask_formula(lengths: Tensor, max_len: int) -> Tensor:
-    """``(B, max_len)`` bool, True where ``t < lengths[b]``, by a loop."""
+#: The usual padding-mask bugs, in the order they are tried: (variant of ``padding_mask_formula``, hint).
+PADDING_MASK_BUGS: tuple[tuple[str, str], ...] = (
+    ("inverted", "the mask is inverted: True must mark REAL tokens (t < length) and False the padding "
+                 "(the convention of torch's scaled_dot_product_attention, not nn.MultiheadAttention's)."),
+    ("inclusive", "off by one: position t is real when t < length, not t <= length (a sequence of length 3 "
+                  "has positions 0, 1 and 2)."),
+    ("short", "off by one: the last real token is marked as padding; use t < length (not t < length - 1)."),
+)
+
+
+@oracle
+def padding_mask_formula(lengths: Tensor, max_len: int, variant: str = "right") -> Tensor:
+    """``(B, max_len)`` bool, True where ``t < lengths[b]``, by a loop; or a usual bug (see
+    ``PADDING_MASK_BUGS``): "inverted" (True at the padding), "inclusive" (``t <= lengths[b]``),
+    "short" (``t < lengths[b] - 1``)."""
+    extra = {"right": 0, "inverted": 0, "inclusive": 1, "short": -1}[variant]
     out = torch.zeros(len(lengths), int(max_len), dtype=torch.bool)
     for b, n in enumerate(lengths.tolist()):
-        out[b, :n] = True
-    return out
+        out[b, :max(n + extra, 0)] = True
+    return ~out if variant == "inverted" else out
 
 
 def name_padding_mask_bug(got, lengths: Tensor, max_len: int) -> str | None:
     """None if ``got`` is the ``(B, max_len)`` bool padding mask; otherwise the likely bug."""
     B = len(lengths)
-    want = padding_mask_formula(lengths, max_len)
     if not _tensor(got):
         return f"padding_mask should return a bool tensor of shape (B, max_len) = {(B, max_len)}, got {describe(got)}."
     if tuple(got.shape) == (max_len, B) and max_len != B:
@@ -87,16 +105,11 @@ def name_padding_mask_bug(got, lengths: Tensor, max_len: int) -> str | None:
     if got.dtype != torch.bool:
         return (f"padding_mask must return dtype torch.bool (True = real token), got {got.dtype}: a comparison "
                 "such as positions < lengths already gives bool; do not convert it with .float() or .long().")
-    if torch.equal(got, want):
+    if same(got, padding_mask_formula(lengths, max_len)):
         return None
-    if torch.equal(got, ~want):
-        return ("the mask is inverted: True must mark REAL tokens (t < length) and False the padding "
-                "(the convention of torch's scaled_dot_product_attention, not nn.MultiheadAttention's).")
-    if torch.equal(got, padding_mask_formula(lengths + 1, max_len)):
-        return ("off by one: position t is real when t < length, not t <= length (a sequence of length 3 "
-                "has positions 0, 1 and 2).")
-    if torch.equal(got, padding_mask_formula((lengths - 1).clamp(min=0), max_len)):
-        return "off by one: the last real token is marked as padding; use t < length (not t < length - 1)."
+    for variant, hint in PADDING_MASK_BUGS:
+        if same(got, padding_mask_formula(lengths, max_len, variant)):
+            return hint
     return "padding_mask[b, t] should be True exactly when t < lengths[b]."
 
 
@@ -104,8 +117,26 @@ def name_padding_mask_bug(got, lengths: Tensor, max_len: int) -> str | None:
 
 ADDITIVE_VARIANTS = ("right", "inverted_mask", "mask_after_softmax", "softmax_batch", "no_tanh", "keys_as_values",
                      "no_mask")
+#: Variants that only differ from the right answer when there is a mask.
+MASK_VARIANTS = ("inverted_mask", "mask_after_softmax", "no_mask")
+
+#: The usual bugs of AdditiveAttention, in the order they are tried: (variant of ``additive_formula``, hint).
+ADDITIVE_BUGS: tuple[tuple[str, str], ...] = (
+    ("inverted_mask", "the mask is inverted: it is True for REAL tokens, so fill the scores where the mask is "
+                      "False: scores.masked_fill(~mask, torch.finfo(scores.dtype).min)."),
+    ("mask_after_softmax", "the mask was applied after the softmax without renormalising: the weights of the "
+                           "real positions no longer sum to 1. Fill the masked scores BEFORE the softmax."),
+    ("softmax_batch", "the softmax runs over the batch axis (dim=0): each sentence's weights must sum to 1 "
+                      "over its source positions, the last axis (dim=-1)."),
+    ("no_tanh", "the tanh is missing: e_j = vᵀ tanh(W s + U h_j); without it the score is linear."),
+    ("keys_as_values", "the context averages the keys: it must be Σ_j α_j values_j (values may differ from "
+                       "keys)."),
+    ("no_mask", "the mask was ignored: padded positions got weight. Fill the scores where the mask is False "
+                "with torch.finfo(scores.dtype).min before the softmax."),
+)
 
 
+@oracle
 def additive_formula(state: dict, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None,
                      variant: str = "right") -> tuple[Tensor, Tensor]:
     """Bahdanau attention in float64 from ``W.weight (d_a, d_q)``, ``U.weight (d_a, d_k)``,
@@ -134,37 +165,28 @@ def additive_formula(state: dict, query: Tensor, keys: Tensor, values: Tensor, m
 
 def name_additive_bug(context, weights, state: dict, query: Tensor, keys: Tensor, values: Tensor,
                       mask: Tensor | None = None, atol: float = 1e-4) -> str | None:
-    """None if ``(context, weights)`` is additive attention with these weights; else the likely bug."""
-    want_c, want_w = additive_formula(state, query, keys, values, mask)
+    """None if ``(context, weights)`` is additive attention with these weights; else the likely bug.
+
+    ``query (B, d_q)``, ``keys (B, S, d_k)``, ``values (B, S, d_v)``, ``mask (B, S)`` or None.
+    """
+    (B, S), d_v = keys.shape[:2], values.shape[-1]
     if not (_tensor(context) and _tensor(weights)):
         return (f"expected two tensors (context, weights), got {describe(context)} and {describe(weights)}; "
                 "return `context, weights`.")
-    if tuple(weights.shape) != tuple(want_w.shape):
+    if tuple(weights.shape) != (B, S):
         hint = " Squeeze the last axis of v's output: (B, S, 1) -> (B, S)." if weights.dim() == 3 else ""
-        return f"weights should have shape (B, S) = {tuple(want_w.shape)}, got {tuple(weights.shape)}.{hint}"
-    if tuple(context.shape) != tuple(want_c.shape):
-        return (f"context should have shape (B, d_v) = {tuple(want_c.shape)}, got {tuple(context.shape)}: "
+        return f"weights should have shape (B, S) = {(B, S)}, got {tuple(weights.shape)}.{hint}"
+    if tuple(context.shape) != (B, d_v):
+        return (f"context should have shape (B, d_v) = {(B, d_v)}, got {tuple(context.shape)}: "
                 "it is the weighted sum of the values over the source positions, Σ_j α_j h_j.")
     if bool(torch.isnan(context).any()) or bool(torch.isnan(weights).any()):
         return "the result contains NaN; fill masked scores with torch.finfo(scores.dtype).min, not -inf."
+    want_c, want_w = additive_formula(state, query, keys, values, mask)
     if close(context, want_c, atol) and close(weights, want_w, atol):
         return None
-    known = [
-        ("inverted_mask", "the mask is inverted: it is True for REAL tokens, so fill the scores where the mask is "
-                          "False: scores.masked_fill(~mask, torch.finfo(scores.dtype).min)."),
-        ("mask_after_softmax", "the mask was applied after the softmax without renormalising: the weights of the "
-                               "real positions no longer sum to 1. Fill the masked scores BEFORE the softmax."),
-        ("softmax_batch", "the softmax runs over the batch axis (dim=0): each sentence's weights must sum to 1 "
-                          "over its source positions, the last axis (dim=-1)."),
-        ("no_tanh", "the tanh is missing: e_j = vᵀ tanh(W s + U h_j); without it the score is linear."),
-        ("keys_as_values", "the context averages the keys: it must be Σ_j α_j values_j (values may differ from "
-                           "keys)."),
-        ("no_mask", "the mask was ignored: padded positions got weight. Fill the scores where the mask is False "
-                    "with torch.finfo(scores.dtype).min before the softmax."),
-    ]
-    if mask is None:
-        known = [k for k in known if k[0] not in ("inverted_mask", "mask_after_softmax", "no_mask")]
-    for variant, hint in known:
+    for variant, hint in ADDITIVE_BUGS:
+        if mask is None and variant in MASK_VARIANTS:
+            continue
         got_c, got_w = additive_formula(state, query, keys, values, mask, variant)
         if close(weights, got_w, atol) and close(context, got_c, atol):
             return hint
@@ -173,7 +195,7 @@ def name_additive_bug(context, weights, state: dict, query: Tensor, keys: Tensor
         if leaked > 0:
             return (f"padded positions got weight up to {leaked:.3g}; they must be exactly 0: fill the masked "
                     "scores with torch.finfo(scores.dtype).min before the softmax.")
-    sums = weights.double().sum(-1)
+    sums = weights.detach().double().sum(-1)
     if (sums - 1).abs().max() > 1e-3:
         return (f"each row of the weights should sum to 1 over the real positions; a row sums to "
                 f"{float(sums[(sums - 1).abs().argmax()]):.4g}. Apply softmax over the source axis (dim=-1).")
@@ -204,13 +226,9 @@ def _dot_attention(sd: dict, query: Tensor, memory: Tensor, mask: Tensor) -> tup
     return (weights[:, :, None] * memory).sum(1), weights
 
 
-def decoder_step_formula(sd: dict, prev_token: Tensor, state: Tensor, memory: Tensor, mask: Tensor,
-                         variant: str = "right") -> tuple[Tensor, Tensor, Tensor]:
-    """One Bahdanau decoder step in float64 from an ``AttentionDecoder(attention="dot")`` state dict.
-
-    variant: "right"; "requery" (the output re-attends with the new state s_i); "old_state_out"
-    (the output layer reads s_{i-1} instead of s_i). Returns ``logits, new_state, weights``.
-    """
+def _bahdanau_step(sd: dict, prev_token: Tensor, state: Tensor, memory: Tensor, mask: Tensor,
+                   variant: str) -> tuple[Tensor, Tensor, Tensor]:
+    """``decoder_step_formula``'s step (also the loop's, in ``teacher_forcing_formula``)."""
     state, memory = state.double(), memory.double()
     emb = sd["embedding.weight"].double()[prev_token]
     context, weights = _dot_attention(sd, state, memory, mask)
@@ -222,6 +240,20 @@ def decoder_step_formula(sd: dict, prev_token: Tensor, state: Tensor, memory: Te
     return logits, new_state, weights
 
 
+@oracle
+def decoder_step_formula(sd: dict, prev_token: Tensor, state: Tensor, memory: Tensor, mask: Tensor,
+                         variant: str = "right") -> tuple[Tensor, Tensor, Tensor]:
+    """One Bahdanau decoder step in float64 from an ``AttentionDecoder(attention="dot")`` state dict.
+
+    ``prev_token (B,)``, ``state (B, D)``, ``memory (B, S, M)``, ``mask (B, S)``.
+    variant: "right"; "requery" (the output re-attends with the new state s_i); "old_state_out"
+    (the output layer reads s_{i-1} instead of s_i). Returns ``logits (B, V), new_state (B, D),
+    weights (B, S)``.
+    """
+    return _bahdanau_step(sd, prev_token, state, memory, mask, variant)
+
+
+@oracle
 def teacher_forcing_formula(sd: dict, tgt: Tensor, state: Tensor, memory: Tensor, mask: Tensor,
                             variant: str = "right") -> tuple[Tensor, Tensor]:
     """The teacher-forced decoder loop in float64: ``(logits (B, T-1, V), weights (B, T-1, S))``.
@@ -233,7 +265,7 @@ def teacher_forcing_formula(sd: dict, tgt: Tensor, state: Tensor, memory: Tensor
     token = tgt[:, 1] if variant == "not_shifted" else tgt[:, 0]
     s = state.double()
     for i in range(tgt.shape[1] - 1):
-        step_logits, new_state, w = decoder_step_formula(sd, token, s, memory, mask)
+        step_logits, new_state, w = _bahdanau_step(sd, token, s, memory, mask, "right")
         logits.append(step_logits)
         weights.append(w)
         s = state.double() if variant == "state_not_carried" else new_state
@@ -253,11 +285,13 @@ def name_decoder_step_bug(result, sd: dict, prev_token: Tensor, state: Tensor, m
     if not (isinstance(result, (tuple, list)) and len(result) == 3):
         return f"decoder_step should return (logits, new_state, weights), got {describe(result)}."
     logits, new_state, weights = result
+    B, V = prev_token.shape[0], sd["out.weight"].shape[0]
+    for name, got, shape, axes in (("logits", logits, (B, V), "(B, V)"),
+                                   ("new_state", new_state, tuple(state.shape), "(B, D)"),
+                                   ("weights", weights, tuple(memory.shape[:2]), "(B, S)")):
+        if not _tensor(got) or tuple(got.shape) != shape:
+            return f"{name} should be a tensor of shape {axes} = {shape}, got {describe(got)}."
     want_l, want_s, want_w = decoder_step_formula(sd, prev_token, state, memory, mask)
-    for name, got, want, axes in (("logits", logits, want_l, "(B, V)"), ("new_state", new_state, want_s, "(B, D)"),
-                                  ("weights", weights, want_w, "(B, S)")):
-        if not _tensor(got) or tuple(got.shape) != tuple(want.shape):
-            return f"{name} should be a tensor of shape {axes} = {tuple(want.shape)}, got {describe(got)}."
     if close(new_state, want_s, atol) and close(logits, want_l, atol) and close(weights, want_w, atol):
         return None
     if not close(new_state, want_s, atol):
@@ -290,15 +324,15 @@ def name_teacher_forcing_bug(result, sd: dict, tgt: Tensor, state: Tensor, memor
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         return f"teacher_forcing should return (logits, weights), got {describe(result)}."
     logits, weights = result
-    want_l, want_w = teacher_forcing_formula(sd, tgt, state, memory, mask)
-    if not _tensor(logits) or tuple(logits.shape) != tuple(want_l.shape):
+    want_shape = {"logits": (B, T - 1, sd["out.weight"].shape[0]), "weights": (B, T - 1, memory.shape[1])}
+    if not _tensor(logits) or tuple(logits.shape) != want_shape["logits"]:
         hint = ""
         if _tensor(logits) and logits.dim() == 3 and logits.shape[1] == T:
             hint = (" It has T steps: the decoder reads tgt[:, :-1] (from <bos>, without the last token) and "
                     "predicts tgt[:, 1:], so there are T - 1 steps.")
-        return f"logits should have shape (B, T - 1, V) = {tuple(want_l.shape)}, got {describe(logits)}.{hint}"
-    if not _tensor(weights) or tuple(weights.shape) != tuple(want_w.shape):
-        return f"weights should have shape (B, T - 1, S) = {tuple(want_w.shape)}, got {describe(weights)}."
+        return f"logits should have shape (B, T - 1, V) = {want_shape['logits']}, got {describe(logits)}.{hint}"
+    if not _tensor(weights) or tuple(weights.shape) != want_shape["weights"]:
+        return f"weights should have shape (B, T - 1, S) = {want_shape['weights']}, got {describe(weights)}."
     if fed is not None and _tensor(fed) and tuple(fed.shape) == (B, T - 1) and not torch.equal(fed, tgt[:, :-1]):
         if torch.equal(fed, tgt[:, 1:]):
             return ("the target is not shifted: step i must read tgt[:, i] (starting with <bos>) and predict "
@@ -307,6 +341,7 @@ def name_teacher_forcing_bug(result, sd: dict, tgt: Tensor, state: Tensor, memor
             return ("after the first step the decoder did not receive the ground-truth previous token: with "
                     "teacher forcing, step i reads tgt[:, i], not the model's own prediction.")
         return "the decoder's inputs should be tgt[:, :-1]: <bos> first, then the ground truth, one token per step."
+    want_l, want_w = teacher_forcing_formula(sd, tgt, state, memory, mask)
     if close(logits, want_l, atol) and close(weights, want_w, atol):
         return None
     for variant, hint in (
@@ -364,10 +399,19 @@ def explain_decoder_error(message: str) -> str:
     return explain_error(message, DECODER_ERRORS)
 
 
+@oracle
+def sequence_loss_formula(logits: Tensor, tgt: Tensor, pad_id: int, variant: str = "right") -> Tensor:
+    """The mean cross-entropy of ``logits (B, T - 1, V)`` against ``tgt[:, 1:]`` without the pad_id
+    targets, a 0-d float64 tensor; or a usual bug: "not_shifted" (against ``tgt[:, :-1]``),
+    "counts_padding" (the pads counted), "sum" (summed, not averaged)."""
+    flat = logits.detach().double().reshape(-1, logits.shape[-1])
+    targets = (tgt[:, :-1] if variant == "not_shifted" else tgt[:, 1:]).reshape(-1)
+    ignore = -100 if variant == "counts_padding" else pad_id   # -100: cross_entropy's default, no target
+    return F.cross_entropy(flat, targets, ignore_index=ignore, reduction="sum" if variant == "sum" else "mean")
+
+
 def name_loss_bug(got, logits: Tensor, tgt: Tensor, pad_id: int, atol: float = 1e-4) -> str | None:
     """None if ``got`` is the mean cross-entropy against tgt[:, 1:] ignoring padding, as float32."""
-    flat = logits.double().reshape(-1, logits.shape[-1])
-    want = F.cross_entropy(flat, tgt[:, 1:].reshape(-1), ignore_index=pad_id)
     if not _tensor(got) or got.dim() != 0:
         return f"sequence_loss should return a scalar tensor (0-d), got {describe(got)}."
     if got.dtype != torch.float32:
@@ -375,21 +419,16 @@ def name_loss_bug(got, logits: Tensor, tgt: Tensor, pad_id: int, atol: float = 1
                 "the log-softmax loses precision and can overflow).")
     if not bool(torch.isfinite(got)):
         return "the loss is inf or NaN; compute it on logits.float()."
-    value = got.double()
-    if abs(float(value - want)) <= atol + 1e-4 * abs(float(want)):
+    if close(got, sequence_loss_formula(logits, tgt, pad_id), atol):
         return None
-    T = tgt.shape[1]
-    if logits.shape[1] == T - 1:
-        unshifted = F.cross_entropy(flat, tgt[:, :-1].reshape(-1), ignore_index=pad_id)
-        if abs(float(value - unshifted)) <= atol:
+    if logits.shape[1] == tgt.shape[1] - 1:
+        if close(got, sequence_loss_formula(logits, tgt, pad_id, "not_shifted"), atol, rtol=0):
             return ("the loss compares the logits with tgt[:, :-1]: step i predicts the NEXT token, so the targets "
                     "are tgt[:, 1:] (the target shifted left, without <bos>).")
-    with_pad = F.cross_entropy(flat, tgt[:, 1:].reshape(-1))
-    if abs(float(value - with_pad)) <= atol:
+    if close(got, sequence_loss_formula(logits, tgt, pad_id, "counts_padding"), atol, rtol=0):
         return ("the padding is counted in the loss: pass ignore_index=pad_id to cross_entropy, so that pads "
                 "neither add loss nor count in the mean.")
-    total = F.cross_entropy(flat, tgt[:, 1:].reshape(-1), ignore_index=pad_id, reduction="sum")
-    if abs(float(value - total)) <= atol * max(1.0, abs(float(total))):
+    if close(got, sequence_loss_formula(logits, tgt, pad_id, "sum"), atol, rtol=atol):
         return "the loss is a sum; it should be the mean over the real target tokens (reduction='mean')."
     # no size of the difference: for one number it would give the expected value away
     return ("the loss should be the mean cross-entropy of the logits against tgt[:, 1:], ignoring pad_id (yours "
@@ -429,6 +468,7 @@ def _take(state, rows: list[int]):
     return state.index_select(0, index)
 
 
+@oracle
 def greedy_oracle(step: Callable, state, bos_id: int, eos_id: int, max_len: int) -> list[list[int]]:
     """Greedy output per example, one example at a time: tokens up to and including <eos>."""
     out = []
@@ -444,6 +484,7 @@ def greedy_oracle(step: Callable, state, bos_id: int, eos_id: int, max_len: int)
     return out
 
 
+@oracle
 def beam_oracle(step: Callable, state, bos_id: int, eos_id: int, max_len: int, width: int, alpha: float = 1.0,
                 variant: str = "right") -> list[tuple[float, list[int]]]:
     """Beam search per example as the notebook specifies: ``[(score, tokens), ...]``.
@@ -557,7 +598,7 @@ def name_beam_bug(got, want: list[tuple[float, list[int]]], eos_id: int, pad_id:
     for row in tokens.tolist():
         if eos_id in row and any(t != pad_id for t in row[row.index(eos_id) + 1:]):
             return "after a row's first <eos> every position must be pad_id."
-    seqs_ok = rows == [q for _, q in want]
+    seqs_ok = same(rows, [q for _, q in want])
     scores_ok = all(abs(float(s) - w) <= atol + 1e-4 * abs(w) for s, (w, _) in zip(scores.tolist(), want, strict=True))
     if seqs_ok and scores_ok:
         return None
@@ -573,7 +614,7 @@ def name_beam_bug(got, want: list[tuple[float, list[int]]], eos_id: int, pad_id:
         alt_rows = [q for _, q in result]
         alt_ok = all(abs(float(s) - w) <= atol + 1e-4 * abs(w) for s, (w, _) in zip(scores.tolist(), result,
                                                                                       strict=True))
-        if rows == alt_rows and (alt_ok or variant == "forget_finished"):
+        if same(rows, alt_rows) and (alt_ok or variant == "forget_finished"):
             return hints[variant]
     if seqs_ok:
         return ("the sequences are right but the scores are not: return each sequence's total log-probability "
@@ -588,6 +629,10 @@ def name_beam_bug(got, want: list[tuple[float, list[int]]], eos_id: int, pad_id:
 SPECIALS = (0, 1, 2)  # <pad>, <bos>, <eos> in every genlab vocabulary
 
 
+DECODING_VARIANTS = ("ids", "raw_ids", "no_eos_cut", "keep_specials", "eos_kept")
+
+
+@oracle
 def ids_to_text_oracle(ids: Tensor, itos: Sequence[str], sep: str = "", variant: str = "right") -> list[str]:
     """Decode ``ids (B, L)``: tokens before the first <eos> (id 2), <pad>/<bos> dropped.
 
@@ -596,6 +641,11 @@ def ids_to_text_oracle(ids: Tensor, itos: Sequence[str], sep: str = "", variant:
     too, specials dropped); "keep_specials" (every token as text, specials and padding too);
     "eos_kept" (cut after the first <eos>, which is kept as text, <pad>/<bos> dropped).
     """
+    return _decoded_rows(ids, itos, sep, variant)
+
+
+def _decoded_rows(ids: Tensor, itos: Sequence[str], sep: str, variant: str) -> list[str]:
+    """``ids_to_text_oracle``'s decoding (also ``bleu_formula``'s)."""
     texts = []
     for row in ids.tolist():
         if variant == "raw_ids":
@@ -620,24 +670,33 @@ def ids_to_text_oracle(ids: Tensor, itos: Sequence[str], sep: str = "", variant:
     return texts
 
 
+@oracle
 def bleu_formula(pred_ids: Tensor, ref_ids: Tensor, itos: Sequence[str], tokenize: str = "char", sep: str = "",
-                 variant: str = "right") -> float:
-    """Corpus BLEU by sacrebleu on the decoded strings, or one of the usual bugs.
+                 variant: str = "right") -> Tensor:
+    """Corpus BLEU by sacrebleu on the decoded strings (0-100, a 0-d float64 tensor), or one of the
+    usual bugs.
 
-    variant: "right", the ``ids_to_text_oracle`` variants, "sentence_mean" (the mean of
-    sentence BLEUs), "default_tokenize" (the tokenize argument ignored: sacrebleu's 13a).
+    variant: "right", the ``ids_to_text_oracle`` variants, "refs_unwrapped" (the references not
+    wrapped in a list of streams), "sentence_mean" (the mean of sentence BLEUs), "default_tokenize"
+    (the tokenize argument ignored: sacrebleu's 13a).
     """
+    decode = variant if variant in DECODING_VARIANTS else "right"
+    hyps = _decoded_rows(pred_ids, itos, sep, decode)
+    refs = _decoded_rows(ref_ids, itos, sep, decode)
+    tok = "13a" if variant == "default_tokenize" else tokenize
+    return torch.tensor(_sacrebleu_score(hyps, refs, tok, variant), dtype=torch.float64)
+
+
+def _sacrebleu_score(hyps: list[str], refs: list[str], tokenize: str, variant: str) -> float:
+    """``bleu_formula``'s call of sacrebleu on decoded strings."""
     import sacrebleu
 
-    decode = variant if variant in ("ids", "raw_ids", "no_eos_cut", "keep_specials", "eos_kept") else "right"
-    hyps = ids_to_text_oracle(pred_ids, itos, sep, decode)
-    refs = ids_to_text_oracle(ref_ids, itos, sep, decode)
-    tok = "13a" if variant == "default_tokenize" else tokenize
     if variant == "refs_unwrapped":
-        return float(sacrebleu.corpus_bleu(hyps, refs, tokenize=tok).score)
+        return float(sacrebleu.corpus_bleu(hyps, refs, tokenize=tokenize).score)
     if variant == "sentence_mean":
-        return sum(sacrebleu.sentence_bleu(h, [r], tokenize=tok).score for h, r in zip(hyps, refs, strict=True)) / len(hyps)
-    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tok).score)
+        scores = [sacrebleu.sentence_bleu(h, [r], tokenize=tokenize).score for h, r in zip(hyps, refs, strict=True)]
+        return sum(scores) / len(hyps)
+    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score)
 
 
 def name_bleu_bug(got, pred_ids: Tensor, ref_ids: Tensor, itos: Sequence[str], tokenize: str = "char",
@@ -650,9 +709,10 @@ def name_bleu_bug(got, pred_ids: Tensor, ref_ids: Tensor, itos: Sequence[str], t
     if isinstance(got, bool) or not isinstance(got, (int, float)):
         return f"corpus_bleu should return a float between 0 and 100, got {describe(got)}."
     want = bleu_formula(pred_ids, ref_ids, itos, tokenize, sep)
-    if abs(got - want) <= 1e-6 + 1e-6 * abs(want):
+    score = torch.tensor(float(got), dtype=torch.float64)
+    if close(score, want, atol=1e-6, rtol=1e-6):
         return None
-    if 0 < want <= 1.0 and abs(got * 100 - want) <= 1e-4 or 0 <= got <= 1.0 and abs(got * 100 - want) <= 1e-4:
+    if 0 <= got <= 1.0 and close(score * 100, want, atol=1e-4, rtol=0):
         return "BLEU here is on sacrebleu's 0-100 scale: return .score as it is."
     hints = {
         "ids": "BLEU was computed on token ids: decode the ids to text first (itos), then give sacrebleu strings.",
@@ -677,7 +737,7 @@ def name_bleu_bug(got, pred_ids: Tensor, ref_ids: Tensor, itos: Sequence[str], t
             alt = bleu_formula(pred_ids, ref_ids, itos, tokenize, sep, variant)
         except Exception:  # noqa: BLE001 - a variant sacrebleu cannot score is simply not this bug
             continue
-        if abs(got - alt) <= 1e-6 + 1e-6 * abs(alt) and abs(alt - want) > 1e-9:
+        if close(score, alt, atol=1e-6, rtol=1e-6) and not close(alt, want, atol=1e-9, rtol=0):
             return hint
     # no size of the difference: for one number it would give the expected value away
     return (f"the score differs from sacrebleu.corpus_bleu(hypotheses, [references], tokenize={tokenize!r}) on the "

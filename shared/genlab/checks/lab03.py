@@ -8,7 +8,6 @@ Parts are numbered as in the notebook: 1 attention, 2 masks, 3 multi-head attent
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -61,7 +60,7 @@ def check_scaled_dot_product_attention(fn: Callable) -> None:
     # first: an input changed in place would make every value check below compare with the wrong q
     q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
     try:
-        problem = contract_problem(fn, (q, k, v, torch.ones(6, 6, dtype=torch.bool).tril()), what,
+        problem = contract_problem(fn, (q, k, v, bugs.causal_mask_formula(6)), what,
                                    names=("q", "k", "v", "mask"))
     except Exception:   # a crash is explained by the checks below, with the call that caused it
         problem = None
@@ -77,13 +76,12 @@ def check_scaled_dot_product_attention(fn: Callable) -> None:
         kit.fail_if(bugs.name_attention_bug(out, w, q, k, v), f"{what} (no mask, d_k={d_k})")
         kit.expect_tensor(out, "for float32 inputs the output", dtype=torch.float32)
     q, k, v = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
-    mask = torch.ones(6, 6, dtype=torch.bool).tril()
-    mask = mask & torch.tensor([[True] * 4 + [False] * 2, [True] * 6])[:, None, :]  # (2, 6, 6)
+    mask = bugs.causal_mask_formula(6) & torch.tensor([[True] * 4 + [False] * 2, [True] * 6])[:, None, :]  # (2, 6, 6)
     mask[0, 2] = False  # a query with no allowed key
     out, w = _pair(_call(what, fn, q, k, v, mask=mask), what)
     kit.fail_if(bugs.name_attention_bug(out, w, q, k, v, mask), f"{what} (with a (B, T_q, T_k) mask)")
     q4, k4, v4 = (torch.randn(2, 3, 6, 8, generator=g) for _ in range(3))
-    pad = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]
+    pad = bugs.key_padding_formula(torch.tensor([6, 3]), 6)[:, None, None, :]
     for m, shape in ((mask[1, :, :].clone(), "(T_q, T_k)"), (pad, "(B, 1, 1, T_k)")):
         out, w = _pair(_call(f"{what} with a {shape} mask", fn, q4, k4, v4, mask=m), what)
         kit.fail_if(bugs.name_attention_bug(out, w, q4, k4, v4, m), f"{what} (a {shape} mask broadcast over B, H)")
@@ -109,8 +107,8 @@ def check_masks(causal_mask: Callable, combine_masks: Callable) -> None:
     padded batch, square and rectangular."""
     for T in CAUSAL_LENGTHS:
         kit.fail_if(bugs.name_causal_mask_bug(_call(f"causal_mask({T})", causal_mask, T), T), f"causal_mask({T})")
-    causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    pad = torch.arange(5)[None, :] < torch.tensor([5, 3, 1])[:, None]
+    causal = bugs.causal_mask_formula(5)
+    pad = bugs.key_padding_formula(torch.tensor([5, 3, 1]), 5)
     cases = ((causal, pad, "(5, 5) causal, (3, 5) padding"),
              (causal[3:], pad[:2], "rectangular: (2, 5) causal for 2 new queries over 5 keys, (2, 5) padding"))
     for c, p, where in cases:
@@ -143,8 +141,8 @@ def _check_split_merge(mha, d: int, H: int) -> None:
     if not isinstance(heads, Tensor) or heads.shape != (2, H, 5, d // H):
         raise AssertionError(f"split_heads should map (2, 5, {d}) to (2, {H}, 5, {d // H}) (B, H, T, d_h), "
                              f"got {kit.describe(heads)}.")
-    if not torch.equal(heads, x.view(2, 5, H, d // H).transpose(1, 2)):
-        if torch.equal(heads, x.reshape(2, H, 5, d // H)):
+    if not kit.same(heads, bugs.split_heads_formula(x, H)):
+        if kit.same(heads, bugs.split_heads_formula(x, H, "view_no_transpose")):
             raise AssertionError("split_heads reshapes (B, T, d) straight to (B, H, T, d_h), which mixes time steps "
                                  "and heads: view as (B, T, H, d_h) first, then .transpose(1, 2).")
         raise AssertionError("split_heads: head h must hold features [h*d_h:(h+1)*d_h] of every time step; view x "
@@ -152,8 +150,8 @@ def _check_split_merge(mha, d: int, H: int) -> None:
     back = _call("merge_heads", mha.merge_heads, heads)
     if not isinstance(back, Tensor) or back.shape != x.shape:
         raise AssertionError(f"merge_heads should map (2, {H}, 5, {d // H}) back to (2, 5, {d}), got {kit.describe(back)}.")
-    if not torch.equal(back, x):
-        if torch.equal(back, heads.reshape(2, 5, d)):
+    if not kit.same(back, x):
+        if kit.same(back, heads.reshape(2, 5, d)):
             raise AssertionError("merge_heads reshapes (B, H, T, d_h) to (B, T, d) without moving the head axis: "
                                  "transpose(1, 2) to (B, T, H, d_h) first, then reshape.")
         raise AssertionError("merge_heads(split_heads(x)) should give x back: transpose(1, 2), then reshape to "
@@ -180,8 +178,8 @@ def check_multi_head_attention(cls: type) -> None:
                              f"{[n for n, _ in mha.named_parameters() if n not in sd]}.")
     g = torch.Generator().manual_seed(1)
     x, mem, kx, vx = (torch.randn(2, n, d, generator=g) for n in (5, 7, 5, 5))
-    causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    pad = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
+    causal = bugs.causal_mask_formula(5)
+    pad = bugs.key_padding_formula(torch.tensor([7, 4]), 7)
     with torch.no_grad():
         got = _call("MultiHeadAttention.forward", mha, x, x, x, mask=causal)
         kit.fail_if(bugs.name_mha_bug(got, sd, H, x, x, x, causal), "self-attention with a causal mask")
@@ -271,9 +269,7 @@ def check_kv_cache_step(fn: Callable) -> None:
     g = torch.Generator().manual_seed(5)
     B, H, T, d_h = 2, 3, 6, 8
     q, k, v = (torch.randn(B, H, T, d_h, generator=g) for _ in range(3))
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_h)
-    scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-    full = torch.softmax(scores, dim=-1) @ v
+    full = bugs.attention_formula(q, k, v, bugs.causal_mask_formula(T))[0]  # (B, H, T, d_h), float64
     cache_k = cache_v = None
     for t in range(T):
         step = (q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], cache_k, cache_v)

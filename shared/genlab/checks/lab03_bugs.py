@@ -20,7 +20,8 @@ import math
 import torch
 from torch import Tensor
 
-from genlab.checks.kit import KNOWN_ERRORS, close, describe
+from genlab.checks.kit import KNOWN_ERRORS, close, describe, same
+from genlab.checks.recorded import oracle
 
 __all__ = [
     "ERROR_HINTS",
@@ -29,8 +30,12 @@ __all__ = [
     "attention_formula",
     "name_attention_bug",
     "name_half_attention_bug",
+    "causal_mask_formula",
+    "key_padding_formula",
+    "combine_masks_formula",
     "name_causal_mask_bug",
     "name_combine_masks_bug",
+    "split_heads_formula",
     "mha_formula",
     "name_mha_bug",
     "sinusoid_formula",
@@ -103,6 +108,7 @@ def _scale(q: Tensor, k: Tensor, v: Tensor, scale: str | float) -> float:
             "sqrt_dv": math.sqrt(v.shape[-1]), "sqrt_tk": math.sqrt(k.shape[-2])}[scale]
 
 
+@oracle
 def attention_formula(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                       scale: str | float = "sqrt", dim: int = -1, mask_scores: bool = True,
                       zero_masked: bool = True) -> tuple[Tensor, Tensor]:
@@ -237,15 +243,42 @@ def name_half_attention_bug(out, weights, q: Tensor, k: Tensor, v: Tensor, mask:
 
 # ---------------------------------------------------------------- 2. masks
 
+#: The usual causal-mask bugs, most specific first: (variant of ``causal_mask_formula``, hint).
+CAUSAL_MASK_BUGS: tuple[tuple[str, str], ...] = (
+    ("blocked", "this is the True = blocked convention (nn.MultiheadAttention's attn_mask, the triu(diagonal=1) of "
+                "many tutorials). Here True marks what a query MAY attend to, its past and itself: "
+                "torch.ones(T, T, dtype=torch.bool).tril(), or invert yours with ~."),
+    ("no_diagonal", "the diagonal is False, so a position cannot attend to itself: key j is allowed when j <= i, "
+                    "not j < i (an off-by-one; use tril() with diagonal=0)."),
+    ("one_future", "each position may see one future position (an off-by-one): allow key j only when j <= i "
+                   "(tril() with diagonal=0)."),
+    ("transposed", "the mask is transposed: rows are queries and columns keys, so True belongs in the lower "
+                   "triangle (j <= i), which is torch.tril, not torch.triu."),
+)
+
+
+@oracle
+def causal_mask_formula(T: int, variant: str = "right") -> Tensor:
+    """The (T, T) bool causal mask (True where key j <= query i), or one of ``CAUSAL_MASK_BUGS``."""
+    ones = torch.ones(T, T, dtype=torch.bool)
+    return {"right": ones.tril(), "blocked": ones.triu(1), "no_diagonal": ones.tril(-1), "one_future": ones.tril(1),
+            "transposed": ones.triu()}[variant]
+
+
+@oracle
+def key_padding_formula(lengths: Tensor, T: int) -> Tensor:
+    """(B, T) bool: True for the first ``lengths[b]`` positions of row b (the real tokens)."""
+    return torch.arange(T)[None, :] < lengths[:, None]
+
+
 def name_causal_mask_bug(got, T: int) -> str | None:
     """None if ``got`` is the (T, T) lower-triangular bool mask; otherwise the likely bug.
 
     Call it with T >= 3 first: at T = 1 and 2 several bugs give the same mask.
     """
-    want = torch.ones(T, T, dtype=torch.bool).tril()
     if not isinstance(got, Tensor):
         return f"causal_mask({T}) should return a bool tensor of shape ({T}, {T}), got {describe(got)}."
-    if got.shape != want.shape:
+    if tuple(got.shape) != (T, T):
         return f"causal_mask({T}) should have shape ({T}, {T}), got {tuple(got.shape)}."
     if got.dtype != torch.bool:
         if got.is_floating_point() and bool(torch.isinf(got).any()):
@@ -253,22 +286,10 @@ def name_causal_mask_bug(got, T: int) -> str | None:
                     "bool, True where a query may attend: torch.ones(T, T, dtype=torch.bool).tril().")
         return (f"causal_mask must return dtype torch.bool (True = may attend), got {got.dtype}; "
                 "build it with dtype=torch.bool, e.g. torch.ones(T, T, dtype=torch.bool).tril().")
-    if torch.equal(got, want):
+    if same(got, causal_mask_formula(T)):
         return None
-    ones = torch.ones(T, T, dtype=torch.bool)
-    known = [
-        (ones.triu(1), "this is the True = blocked convention (nn.MultiheadAttention's attn_mask, the "
-                       "triu(diagonal=1) of many tutorials). Here True marks what a query MAY attend to, its past "
-                       "and itself: torch.ones(T, T, dtype=torch.bool).tril(), or invert yours with ~."),
-        (ones.tril(-1), "the diagonal is False, so a position cannot attend to itself: key j is allowed "
-                        "when j <= i, not j < i (an off-by-one; use tril() with diagonal=0)."),
-        (ones.tril(1), "each position may see one future position (an off-by-one): allow key j only when "
-                       "j <= i (tril() with diagonal=0)."),
-        (ones.triu(), "the mask is transposed: rows are queries and columns keys, so True belongs in the lower "
-                      "triangle (j <= i), which is torch.tril, not torch.triu."),
-    ]
-    for pattern, hint in known:
-        if torch.equal(got, pattern):
+    for variant, hint in CAUSAL_MASK_BUGS:
+        if same(got, causal_mask_formula(T, variant)):
             return hint
     return f"causal_mask({T}) should be True exactly where key j <= query i (lower triangle incl. the diagonal)."
 
@@ -278,15 +299,36 @@ COMBINE_BROADCAST_HINT = ("causal (T_q, T_k) and key_padding (B, T_k) do not bro
                           "key_padding[:, None, None, :], then combine them with &.")
 
 
+@oracle
+def combine_masks_formula(causal: Tensor, key_padding: Tensor, variant: str = "right") -> Tensor:
+    """``causal (T_q, T_k) & key_padding (B, T_k)`` as (B, 1, T_q, T_k), or a usual bug: "or" (|),
+    "rows" (padding applied to the queries; square only), "inverted_causal", "inverted_padding"."""
+    c, p = causal[None, None], key_padding[:, None, None, :]
+    if variant == "rows":
+        return c & key_padding[:, None, :, None]
+    return {"right": c & p, "or": c | p, "inverted_causal": ~c & p, "inverted_padding": c & ~p}[variant]
+
+
+COMBINE_MASKS_BUGS: tuple[tuple[str, str], ...] = (
+    ("or", "the masks were combined with OR (|): a key is allowed only if BOTH masks allow it, so combine them with "
+           "AND (&)."),
+    ("rows", "key_padding was applied to the queries (rows) instead of the keys (columns): index it as "
+             "key_padding[:, None, None, :] so it varies along the last axis."),
+    ("inverted_causal", "the causal mask was inverted (~causal): both masks are True where attention is allowed, use "
+                        "them as given."),
+    ("inverted_padding", "the padding mask was inverted: key_padding is True for real tokens (which may be attended "
+                         "to), so use key_padding itself, not ~key_padding."),
+)
+
+
 def name_combine_masks_bug(got, causal: Tensor, key_padding: Tensor) -> str | None:
     """None if ``got`` is ``causal & key_padding`` as ``(B, 1, T_q, T_k)``; otherwise the likely bug."""
-    want = causal[None, None] & key_padding[:, None, None, :]
     B, T_q, T_k = key_padding.shape[0], causal.shape[0], causal.shape[1]
     if not isinstance(got, Tensor):
-        return f"combine_masks should return a bool tensor of shape {tuple(want.shape)}, got {describe(got)}."
+        return f"combine_masks should return a bool tensor of shape {(B, 1, T_q, T_k)}, got {describe(got)}."
     if got.dtype != torch.bool:
         return f"combine_masks must return dtype torch.bool (True = may attend), got {got.dtype}; combine with &."
-    if got.shape != want.shape:
+    if tuple(got.shape) != (B, 1, T_q, T_k):
         hint = ""
         if got.dim() == 3:
             hint = " Keep a size-1 axis for the heads: (B, 1, T_q, T_k) broadcasts over (B, H, T_q, T_k)."
@@ -295,19 +337,13 @@ def name_combine_masks_bug(got, causal: Tensor, key_padding: Tensor) -> str | No
                     "causal.shape[0] and T_k from causal.shape[1], or let broadcasting do it.")
         return (f"combine_masks should return shape (B, 1, T_q, T_k) = {(B, 1, T_q, T_k)}, got {tuple(got.shape)}."
                 + hint)
-    if torch.equal(got, want):
+    if same(got, combine_masks_formula(causal, key_padding)):
         return None
-    if torch.equal(got, causal[None, None] | key_padding[:, None, None, :]):
-        return ("the masks were combined with OR (|): a key is allowed only if BOTH masks allow it, "
-                "so combine them with AND (&).")
-    if T_q == T_k and torch.equal(got, causal[None, None] & key_padding[:, None, :, None]):
-        return ("key_padding was applied to the queries (rows) instead of the keys (columns): index it as "
-                "key_padding[:, None, None, :] so it varies along the last axis.")
-    if torch.equal(got, (~causal)[None, None] & key_padding[:, None, None, :]):
-        return "the causal mask was inverted (~causal): both masks are True where attention is allowed, use them as given."
-    if torch.equal(got, causal[None, None] & ~key_padding[:, None, None, :]):
-        return ("the padding mask was inverted: key_padding is True for real tokens (which may be attended to), "
-                "so use key_padding itself, not ~key_padding.")
+    for variant, hint in COMBINE_MASKS_BUGS:
+        if variant == "rows" and T_q != T_k:
+            continue
+        if same(got, combine_masks_formula(causal, key_padding, variant)):
+            return hint
     return "combine_masks should be True exactly where causal[i, j] and key_padding[b, j] are both True."
 
 
@@ -316,20 +352,27 @@ def name_combine_masks_bug(got, causal: Tensor, key_padding: Tensor) -> str | No
 PART1_NOTE = "(This part uses your scaled_dot_product_attention: if part 1's check fails, fix that first.)"
 
 
-def _split(x: Tensor, H: int, variant: str) -> Tensor:
+def _split_heads(x: Tensor, H: int, variant: str) -> Tensor:
     B, T, d = x.shape
     if variant == "view_no_transpose":
         return x.reshape(B, H, T, d // H)
     return x.reshape(B, T, H, d // H).transpose(1, 2)
 
 
-def _merge(x: Tensor, variant: str) -> Tensor:
+@oracle
+def split_heads_formula(x: Tensor, n_heads: int, variant: str = "right") -> Tensor:
+    """(B, T, d) -> (B, H, T, d/H): head h holds features [h*d_h:(h+1)*d_h]; "view_no_transpose" is the usual bug."""
+    return _split_heads(x, n_heads, variant)
+
+
+def _merge_heads(x: Tensor, variant: str) -> Tensor:
     B, H, T, d_h = x.shape
     if variant == "no_transpose":
         return x.reshape(B, T, H * d_h)
     return x.transpose(1, 2).reshape(B, T, H * d_h)
 
 
+@oracle
 def mha_formula(state: dict, n_heads: int, query: Tensor, key: Tensor, value: Tensor,
                 mask: Tensor | None = None, split: str = "right", merge: str = "right",
                 out_proj: bool = True, scale: str | float = "sqrt", dim: int = -1,
@@ -349,16 +392,16 @@ def mha_formula(state: dict, n_heads: int, query: Tensor, key: Tensor, value: Te
 
     k_in = query if sources == "kv_from_query" else key
     v_in = {"kv_from_query": query, "v_from_key": key}.get(sources, value)
-    q = _split(lin(query, "q_proj"), n_heads, split)
-    k = _split(lin(k_in, "k_proj"), n_heads, split)
-    v = _split(lin(v_in, "v_proj"), n_heads, split)
+    q = _split_heads(lin(query, "q_proj"), n_heads, split)
+    k = _split_heads(lin(k_in, "k_proj"), n_heads, split)
+    v = _split_heads(lin(v_in, "v_proj"), n_heads, split)
     if scale == "sqrt_d_model":
         scale = math.sqrt(query.shape[-1])
     out, _ = attention_formula(q, k, v, mask, scale=scale, dim=dim)
     if split == "view_no_transpose":
         merged = out.reshape(out.shape[0], out.shape[2], -1)
     else:
-        merged = _merge(out, merge)
+        merged = _merge_heads(out, merge)
     return lin(merged, "out_proj") if out_proj else merged
 
 
@@ -423,6 +466,7 @@ def name_mha_bug(got, state: dict, n_heads: int, query, key, value, mask=None, a
 
 # ---------------------------------------------------------------- 4. positions
 
+@oracle
 def sinusoid_formula(T: int, d: int, variant: str = "right") -> Tensor:
     """The (T, d) sinusoidal table in float64, or one of its usual bugs (see ``SINUSOID_BUGS``)."""
     p = torch.arange(T, dtype=torch.float64)[:, None]
@@ -495,6 +539,7 @@ def name_sinusoid_bug(got, T: int, d: int, atol: float = 2e-4) -> str | None:
 
 # ---------------------------------------------------------------- 5. parameter count
 
+@oracle
 def gpt_parameter_formula(vocab_size: int, block_size: int, n_layer: int, n_embd: int, n_head: int = 1,
                           **bugs: bool) -> int:
     """genlab's GPT parameter count by formula; keyword flags switch on the usual bugs.
@@ -565,10 +610,10 @@ def name_parameter_bug(got, config: dict) -> str | None:
         elif isinstance(got, Tensor):
             fix = " Count with plain Python ints (or return int(total.item()))."
         return f"count_parameters should return a Python int, got {describe(got)}.{fix}"
-    if got == want:
+    if same(got, want):
         return None
     for flags, hint in PARAMETER_BUGS:
-        if got == gpt_parameter_formula(**args, **flags):
+        if same(got, gpt_parameter_formula(**args, **flags)):
             return hint
     # never the size of the error: with it, want = got - error, and feedback on hidden configs would
     # hand out their answers

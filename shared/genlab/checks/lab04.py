@@ -4,6 +4,8 @@ They cover everything the hidden tests require (shapes, dtypes, the given noise,
 float16 inputs, and the promises of ``genlab.checks.contract``: inputs left unchanged, no state
 kept between calls, autograd left on), on small fixed inputs; the hidden tests use other ones.
 The KL is also compared with ``torch.distributions.kl_divergence``, an independent oracle.
+Every right answer comes from an ``@oracle`` (``genlab.checks.recorded``) called on the checks'
+own fixed inputs, so the student build can answer it from the recording.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 
 from genlab.checks import kit
 from genlab.checks import lab04_bugs as bugs
+from genlab.checks.recorded import oracle
 
 __all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_latent_grid", "RecordingDecoder"]
 
@@ -59,9 +62,10 @@ def check_reparameterize(fn: Callable) -> None:
         raise AssertionError(f"{what}'s result is not connected to mu and logvar (no grad_fn): do not detach or use "
                              "torch.no_grad(); the whole point of the trick is that gradients flow through z.")
     z.sum().backward()
-    kit.expect_close(_grad_or_fail(mu_g, "mu", what), torch.ones_like(mu), "dz/dmu", atol=1e-5,
+    dz_dmu, dz_dlogvar = bugs.reparameterize_grad_formula(mu, logvar, eps)
+    kit.expect_close(_grad_or_fail(mu_g, "mu", what), dz_dmu, "dz/dmu", atol=1e-5,
                      hint="z = mu + sigma * eps, so dz/dmu = 1.")
-    kit.expect_close(_grad_or_fail(logvar_g, "logvar", what), 0.5 * torch.exp(0.5 * logvar) * eps, "dz/dlogvar",
+    kit.expect_close(_grad_or_fail(logvar_g, "logvar", what), dz_dlogvar, "dz/dlogvar",
                      atol=1e-4, hint="with sigma = exp(0.5 * logvar), dz/dlogvar = 0.5 * sigma * eps.")
     big = torch.full_like(logvar, 12.0)
     z16 = kit.call(f"{what} on float16 inputs", fn, mu.half(), big.half(), eps.half())
@@ -74,8 +78,10 @@ def check_reparameterize(fn: Callable) -> None:
 
 # ---------------------------------------------------------------- 2. KL divergence
 
+@oracle
 def _kl_torch(mu: Tensor, logvar: Tensor) -> Tensor:
-    """The oracle: torch.distributions' KL of diagonal Gaussians, summed over the latent axis (float64)."""
+    """The oracle: torch.distributions' KL of diagonal Gaussians, ``(B, L) -> (B,)`` summed over the latent
+    axis (float64)."""
     from torch.distributions import Normal, kl_divergence
 
     q = Normal(mu.double(), torch.exp(0.5 * logvar.double()))

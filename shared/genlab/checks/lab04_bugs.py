@@ -5,7 +5,9 @@ common mistakes would have produced, and returns a hint naming the likely bug (`
 when the result is right). The notebook's public checks and the hidden tests both use
 them, so a student reads the same words in both places. Everything works on plain
 tensors and numbers, in float64; nothing here calls student code, and no message prints
-an input or an expected value.
+an input or an expected value. The ``@oracle`` functions compute the right answers and the
+bugs' outputs (in the student build they answer from the recording, see
+``genlab.checks.recorded``); the namers compare with them through ``close`` and ``same`` only.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genlab.checks.kit import close, describe
+from genlab.checks.kit import close, describe, same
+from genlab.checks.recorded import oracle
 
 __all__ = [
     "reparameterize_formula",
+    "reparameterize_grad_formula",
     "name_reparameterize_bug",
     "kl_formula",
     "name_kl_bug",
@@ -26,6 +30,7 @@ __all__ = [
     "grid_quantiles",
     "linear_decoder_logits",
     "grid_formula",
+    "grid_points_formula",
     "name_grid_points_bug",
     "name_grid_bug",
     "FLOAT32_HINT",
@@ -46,6 +51,7 @@ def _d(t: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- 1. reparameterisation
 
+@oracle
 def reparameterize_formula(mu: Tensor, logvar: Tensor, eps: Tensor, variant: str = "right") -> Tensor:
     """``mu + sigma * eps`` in float64, or one of the usual bugs.
 
@@ -60,6 +66,14 @@ def reparameterize_formula(mu: Tensor, logvar: Tensor, eps: Tensor, variant: str
     if variant == "no_eps":
         return mu + sigma
     return mu + sigma * e
+
+
+@oracle
+def reparameterize_grad_formula(mu: Tensor, logvar: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    """The gradients of ``z.sum()`` for ``z = mu + exp(logvar / 2) * eps``: ``(dz/dmu, dz/dlogvar)``,
+    both of ``mu``'s shape ``(B, L)``, in float64."""
+    lv, e = _d(logvar), _d(eps)
+    return torch.ones_like(_d(mu)), 0.5 * (0.5 * lv).exp() * e
 
 
 def name_reparameterize_bug(got, mu: Tensor, logvar: Tensor, eps: Tensor, atol: float = 1e-5) -> str | None:
@@ -95,6 +109,7 @@ def name_reparameterize_bug(got, mu: Tensor, logvar: Tensor, eps: Tensor, atol: 
 
 # ---------------------------------------------------------------- 2. KL divergence
 
+@oracle
 def kl_formula(mu: Tensor, logvar: Tensor, variant: str = "right") -> Tensor:
     """``KL(N(mu, exp(logvar)) || N(0, I))`` per example, ``(B, L) -> (B,)`` in float64, or a usual bug.
 
@@ -103,6 +118,10 @@ def kl_formula(mu: Tensor, logvar: Tensor, variant: str = "right") -> Tensor:
     "mu_not_squared" (mu instead of mu**2), "mean_latent" (mean over the latent axis),
     "batch_sum" (one number for the whole batch), "batch_mean" (the batch mean).
     """
+    return _kl_per_example(mu, logvar, variant)
+
+
+def _kl_per_example(mu: Tensor, logvar: Tensor, variant: str) -> Tensor:
     mu, lv = _d(mu), _d(logvar)
     var = (0.5 * lv).exp() if variant == "sigma_not_var" else lv.exp()
     m2 = mu if variant == "mu_not_squared" else mu.pow(2)
@@ -121,12 +140,11 @@ def kl_formula(mu: Tensor, logvar: Tensor, variant: str = "right") -> Tensor:
 
 def name_kl_bug(got, mu: Tensor, logvar: Tensor, atol: float = 1e-4, rtol: float = 1e-4) -> str | None:
     """None if ``got`` is the per-example KL ``(B,)`` in float32; otherwise the likely bug."""
-    want = kl_formula(mu, logvar)
-    shape = tuple(want.shape)
+    shape = tuple(mu.shape[:-1])   # (B,): one KL per example
     if not isinstance(got, Tensor):
         return f"kl_divergence should return a float32 tensor of shape {shape} (one KL per example), got {describe(got)}."
-    if got.shape != want.shape:
-        if got.dim() == 0 and want.dim() > 0:
+    if tuple(got.shape) != shape:
+        if got.dim() == 0 and len(shape) > 0:
             return (f"kl_divergence returned one number for the whole batch; it should give one KL per example, shape "
                     f"{shape}: sum over the latent axis only (dim=-1) and leave the batch mean to elbo_loss.")
         if tuple(got.shape) == tuple(mu.shape):
@@ -140,6 +158,7 @@ def name_kl_bug(got, mu: Tensor, logvar: Tensor, atol: float = 1e-4, rtol: float
         return f"kl_divergence should return float32 for {mu.dtype} inputs, got {got.dtype}; {FLOAT32_HINT}."
     if not torch.isfinite(got).all():
         return f"kl_divergence gave inf/NaN; {FLOAT32_HINT}."
+    want = kl_formula(mu, logvar)
     if close(got, want, atol, rtol):
         return None
     known = [
@@ -163,19 +182,26 @@ def name_kl_bug(got, mu: Tensor, logvar: Tensor, atol: float = 1e-4, rtol: float
 
 # ---------------------------------------------------------------- 3. ELBO
 
+@oracle
 def bernoulli_nll_formula(x: Tensor, x_logits: Tensor) -> Tensor:
     """Per-pixel ``BCE_with_logits`` in float64, computed stably: ``max(l, 0) - l*x + log(1 + exp(-|l|))``."""
+    return _stable_bernoulli_nll(x, x_logits)
+
+
+def _stable_bernoulli_nll(x: Tensor, x_logits: Tensor) -> Tensor:
     x, lg = _d(x), _d(x_logits)
     return lg.clamp(min=0) - lg * x + torch.log1p(torch.exp(-lg.abs()))
 
 
-def _per_image(t: Tensor, reduce: str) -> Tensor:
+def _reduce_per_image(t: Tensor, reduce: str) -> Tensor:
+    """``(B, ...) -> (B,)``: the mean or the sum over every axis but the batch."""
     flat = t.reshape(t.shape[0], -1)
     return flat.mean(1) if reduce == "mean" else flat.sum(1)
 
 
+@oracle
 def elbo_formula(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0,
-                 variant: str = "right") -> Tensor:
+                 variant: str = "right", kl_variant: str = "right") -> Tensor:
     """The β-weighted negative ELBO, a float64 scalar, or one of the usual bugs.
 
     variant: "right" (mean over the batch of [sum over pixels of BCE + β KL]),
@@ -185,18 +211,19 @@ def elbo_formula(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: 
     logits), "sigmoid_bce" (sigmoid, then F.binary_cross_entropy in float32, as torch
     computes it), "kl_subtracted", "not_negated" (the ELBO itself), "beta_on_recon",
     "beta_on_both", "no_beta", "no_kl", "swapped" (BCE(input=x, target=logits)).
+    ``kl_variant`` (one of ``kl_formula``'s) puts a wrong KL into the right loss.
     """
     if variant == "sigmoid_bce":
         p = torch.sigmoid(x_logits.detach().float())
         bce = F.binary_cross_entropy(p, x.detach().float().clamp(0, 1), reduction="none").double()
     elif variant == "sigmoid_logits":
-        bce = bernoulli_nll_formula(x, torch.sigmoid(_d(x_logits)))
+        bce = _stable_bernoulli_nll(x, torch.sigmoid(_d(x_logits)))
     elif variant == "swapped":
-        bce = bernoulli_nll_formula(x_logits, x)
+        bce = _stable_bernoulli_nll(x_logits, x)
     else:
-        bce = bernoulli_nll_formula(x, x_logits)
-    recon = _per_image(bce, "mean" if variant == "pixel_mean" else "sum")
-    kl = kl_formula(mu, logvar)
+        bce = _stable_bernoulli_nll(x, x_logits)
+    recon = _reduce_per_image(bce, "mean" if variant == "pixel_mean" else "sum")
+    kl = _kl_per_example(mu, logvar, kl_variant)
     b = 1.0 if variant == "no_beta" else float(beta)
     if variant == "batch_sum":
         return (recon + b * kl).sum()
@@ -214,13 +241,14 @@ def elbo_formula(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: 
         return b * (recon + kl).mean()
     if variant == "no_kl":
         return recon.mean()
-    return (recon + b * kl).mean()
+    if kl_variant == "right":
+        return (recon + b * kl).mean()
+    return recon.mean() + b * kl.mean()
 
 
 def name_elbo_bug(got, x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0,
                   atol: float = 1e-3, rtol: float = 1e-4) -> str | None:
     """None if ``got`` is the 0-d float32 β-weighted negative ELBO; otherwise the likely bug."""
-    want = elbo_formula(x, x_logits, mu, logvar, beta)
     if not isinstance(got, Tensor):
         return f"elbo_loss should return a 0-d float32 tensor (the batch mean), got {describe(got)}."
     if got.dim() != 0:
@@ -236,7 +264,7 @@ def name_elbo_bug(got, x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, 
     if not torch.isfinite(got).all():
         return (f"elbo_loss gave inf/NaN. Use F.binary_cross_entropy_with_logits on the logits (never log(sigmoid(..))); "
                 f"{FLOAT32_HINT}.")
-    if close(got, want, atol, rtol):
+    if close(got, elbo_formula(x, x_logits, mu, logvar, beta), atol, rtol):
         return None
     B = x.shape[0]
     known = [
@@ -268,9 +296,8 @@ def name_elbo_bug(got, x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, 
             continue
         if close(got, elbo_formula(x, x_logits, mu, logvar, beta, variant), atol, rtol):
             return hint
-    recon = _per_image(bernoulli_nll_formula(x, x_logits), "sum").mean()
     for kl_variant in ("sign", "no_one", "no_half", "sigma_not_var", "mu_not_squared", "mean_latent"):
-        if close(got, recon + float(beta) * kl_formula(mu, logvar, kl_variant).mean(), atol, rtol):
+        if close(got, elbo_formula(x, x_logits, mu, logvar, beta, kl_variant=kl_variant), atol, rtol):
             return "the reconstruction term is right but the KL is not. " + PART2_NOTE
     # no size of the difference: for one number it would give the expected value away
     return ("the loss differs from mean_b[ sum_pixels BCE_with_logits(x_logits, x) + beta * KL ] by more than "
@@ -279,12 +306,17 @@ def name_elbo_bug(got, x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, 
 
 # ---------------------------------------------------------------- 4. latent grid
 
+@oracle
 def grid_quantiles(n: int, quantile_range: tuple[float, float] = (0.05, 0.95), spacing: str = "ndtri") -> Tensor:
     """The ``n`` coordinates of each axis in float64: ``ndtri(linspace(lo, hi, n))``, or a usual bug.
 
     spacing: "ndtri" (right), "linear" (evenly spaced in z between ndtri(lo) and ndtri(hi)),
     "percentiles" (the percentiles themselves, not transformed).
     """
+    return _axis_quantiles(n, quantile_range, spacing)
+
+
+def _axis_quantiles(n: int, quantile_range, spacing: str) -> Tensor:
     lo, hi = (float(q) for q in quantile_range)
     p = torch.linspace(lo, hi, n, dtype=torch.float64)
     if spacing == "percentiles":
@@ -295,11 +327,17 @@ def grid_quantiles(n: int, quantile_range: tuple[float, float] = (0.05, 0.95), s
     return torch.special.ndtri(p)
 
 
+@oracle
 def linear_decoder_logits(z: Tensor, weight: Tensor, bias: Tensor, image_shape: tuple[int, ...]) -> Tensor:
     """The hidden/public tests' decoder in float64: ``z (M, 2) -> (z @ weight.T + bias)`` as ``(M, *image_shape)``."""
+    return _decode_linear64(z, weight, bias, image_shape)
+
+
+def _decode_linear64(z: Tensor, weight: Tensor, bias: Tensor, image_shape: tuple[int, ...]) -> Tensor:
     return (_d(z) @ _d(weight).T + _d(bias)).reshape(z.shape[0], *image_shape)
 
 
+@oracle
 def grid_formula(n: int, quantile_range, weight: Tensor, bias: Tensor, image_shape: tuple[int, ...],
                  variant: str = "right") -> Tensor:
     """The expected ``(n, n, *image_shape)`` grid of probabilities for the linear decoder, or a usual bug.
@@ -309,13 +347,25 @@ def grid_formula(n: int, quantile_range, weight: Tensor, bias: Tensor, image_sha
     spaced z), "percentiles" (no ndtri).
     """
     spacing = variant if variant in ("linear", "percentiles") else "ndtri"
-    q = grid_quantiles(n, quantile_range, spacing)
+    q = _axis_quantiles(n, quantile_range, spacing)
     rows, cols = torch.meshgrid(q, q, indexing="ij")
     z = torch.stack([rows, cols] if variant == "transposed" else [cols, rows], dim=-1).reshape(n * n, 2)
-    logits = linear_decoder_logits(z, weight, bias, image_shape).reshape(n, n, *image_shape)
+    logits = _decode_linear64(z, weight, bias, image_shape).reshape(n, n, *image_shape)
     if variant == "rows_flipped":
         logits = logits.flip(0)
     return logits if variant == "logits" else torch.sigmoid(logits)
+
+
+@oracle
+def grid_points_formula(n: int, quantile_range) -> Tensor:
+    """Every grid point ``(z_1, z_2)`` once, as ``round(z * 1e4)``: a long ``(n*n, 2)`` tensor, rows sorted."""
+    q = _axis_quantiles(n, quantile_range, "ndtri")
+    return _point_keys(torch.cartesian_prod(q, q))
+
+
+def _point_keys(z: Tensor) -> Tensor:
+    """``z (M, 2)`` rounded to 1e-4, as a long ``(M, 2)`` tensor with its rows in sorted order."""
+    return torch.tensor(sorted(map(tuple, torch.round(_d(z) * 1e4).long().tolist())), dtype=torch.long).reshape(-1, 2)
 
 
 def name_grid_points_bug(z_seen, n: int, quantile_range) -> str | None:
@@ -338,26 +388,22 @@ def name_grid_points_bug(z_seen, n: int, quantile_range) -> str | None:
                           ("percentiles", "the decoder got the percentiles themselves (values in (0, 1)); map them "
                                           "through the inverse normal CDF, torch.special.ndtri(p).")):
         other = grid_quantiles(n, quantile_range, spacing)
-        if all(v.shape == other.shape and torch.allclose(v, other, atol=1e-4) for v in axis_values) and not \
-                torch.allclose(other, want, atol=1e-4):
+        if all(close(v, other, 1e-4, 1e-5) for v in axis_values) and not close(other, want, 1e-4, 1e-5):
             return hint
     for k, name in ((0, "z_1"), (1, "z_2")):
         v = axis_values[k]
-        if v.shape != want.shape or not torch.allclose(v, want, atol=1e-4, rtol=1e-4):
+        if not close(v, want, 1e-4, 1e-4):
             steps = v.diff()
-            if n > 2 and v.shape == want.shape and (steps - steps.mean()).abs().max() < 1e-4 * max(1.0, float(steps.abs().mean())):
+            if n > 2 and tuple(v.shape) == (n,) and \
+                    (steps - steps.mean()).abs().max() < 1e-4 * max(1.0, float(steps.abs().mean())):
                 return (f"the {name} values are evenly spaced in z (a linear grid, as in many tutorials). Space the "
                         "PERCENTILES evenly, p = linspace(lo, hi, n), and map them through the inverse normal CDF, "
                         "z = torch.special.ndtri(p): then every cell holds the same prior mass.")
-            default = grid_quantiles(n, (0.05, 0.95))
-            if v.shape == default.shape and torch.allclose(v, default, atol=1e-4) and tuple(quantile_range) != (0.05, 0.95):
+            if tuple(quantile_range) != (0.05, 0.95) and close(v, grid_quantiles(n, (0.05, 0.95)), 1e-4, 1e-5):
                 return "the grid ignores the quantile_range argument (it always uses the default (0.05, 0.95))."
             return (f"the {name} values of the grid should be ndtri(linspace(lo, hi, n)), n distinct values at equally "
                     "spaced prior percentiles; yours are not.")
-    grid_points = torch.cartesian_prod(want, want)
-    seen = sorted(map(tuple, torch.round(z * 1e4).long().tolist()))
-    expected = sorted(map(tuple, torch.round(grid_points * 1e4).long().tolist()))
-    if seen != expected:
+    if not same(_point_keys(z), grid_points_formula(n, quantile_range)):
         return "the decoder should see every pair (z_1, z_2) of grid values exactly once (n*n points)."
     return None
 
@@ -365,8 +411,7 @@ def name_grid_points_bug(z_seen, n: int, quantile_range) -> str | None:
 def name_grid_bug(got, n: int, quantile_range, weight: Tensor, bias: Tensor,
                   image_shape: tuple[int, ...], atol: float = 1e-4) -> str | None:
     """None if ``got`` is the ``(n, n, C, H, W)`` float32 grid of probabilities for the linear decoder."""
-    want = grid_formula(n, quantile_range, weight, bias, image_shape)
-    shape = tuple(want.shape)
+    shape = (n, n, *image_shape)
     if not isinstance(got, Tensor):
         return f"latent_grid should return a float32 tensor of shape {shape} (n, n, C, H, W), got {describe(got)}."
     if tuple(got.shape) != shape:
@@ -378,6 +423,7 @@ def name_grid_bug(got, n: int, quantile_range, weight: Tensor, bias: Tensor,
         return f"latent_grid should return shape (n, n, C, H, W) = {shape}, got {tuple(got.shape)}."
     if got.dtype != torch.float32:
         return f"latent_grid should return float32 probabilities, got {got.dtype}."
+    want = grid_formula(n, quantile_range, weight, bias, image_shape)
     if close(got, want, atol):
         return None
     known = [

@@ -4,7 +4,10 @@ Each ``name_*_bug`` function compares a result with the right answer and with wh
 common mistakes would have produced, and returns a hint naming the likely bug (``None`` when
 the result is right). The notebook's public checks and the hidden tests both use them, so a
 student reads the same words in both places. Everything works on plain tensors, numbers and
-the plain-data record of the ``call_order`` probe; nothing here calls student code.
+the plain-data record of the ``call_order`` probe; nothing here calls student code. The
+``@oracle`` functions compute the right answers and the bugs' results (in the student build
+they answer from the recording, see ``genlab.checks.recorded``); the namers compare with them
+through ``close`` and ``same`` only.
 
 The parts: 1. ``discriminator_loss``, 2. ``generator_loss``, 3. ``training_step``.
 """
@@ -13,13 +16,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genlab.checks.kit import close, describe
+from genlab.checks.kit import close, describe, same
+from genlab.checks.recorded import is_oracle_answer, oracle
 
 __all__ = [
     "bce_formula",
     "discriminator_loss_formula",
     "generator_loss_formula",
     "saturating_loss_formula",
+    "generator_gradient_formula",
+    "step_order_formula",
     "name_loss_value_bug",
     "name_discriminator_loss_bug",
     "name_generator_loss_bug",
@@ -50,39 +56,86 @@ SIGMOID_BCE_HINT = ("this is sigmoid followed by binary_cross_entropy: for confi
 
 # ------------------------------------------------------------------ float64 oracles
 
-def bce_formula(logits: Tensor, target: float) -> Tensor:
-    """Elementwise ``-[t log σ(x) + (1 - t) log(1 - σ(x))]`` in float64, stable for any logit."""
+def _gan_bce64(logits: Tensor, target: float) -> Tensor:
     x = logits.detach().double()
     return torch.nn.functional.softplus(x) - target * x
 
 
-def discriminator_loss_formula(real_logits: Tensor, fake_logits: Tensor, label_smoothing: float = 0.0,
-                               real_target: float | None = None, fake_target: float = 0.0,
-                               reduce: str = "mean") -> Tensor:
-    """``mean BCE(real, 1 - s) + mean BCE(fake, 0)`` in float64 (the targets and the reduction selectable)."""
-    rt = 1.0 - label_smoothing if real_target is None else real_target
-    r, f = bce_formula(real_logits, rt), bce_formula(fake_logits, fake_target)
-    if reduce == "sum":
-        return r.sum() + f.sum()
-    if reduce == "pooled":  # one mean over real and fake together
-        return torch.cat([r.flatten(), f.flatten()]).mean()
-    return r.mean() + f.mean()
-
-
-def generator_loss_formula(fake_logits: Tensor) -> Tensor:
-    """Non-saturating ``mean -log σ(x)`` in float64."""
-    return bce_formula(fake_logits, 1.0).mean()
-
-
-def saturating_loss_formula(fake_logits: Tensor) -> Tensor:
-    """Saturating ``mean log(1 - σ(x))`` in float64 (what the minimax generator minimises)."""
-    return -torch.nn.functional.softplus(fake_logits.detach().double()).mean()
-
-
-def _sigmoid_bce(logits: Tensor, target: float) -> Tensor:
-    """What ``F.binary_cross_entropy(torch.sigmoid(x), t)`` gives in float32 (clamped logs)."""
+def _gan_sigmoid_bce(logits: Tensor, target: float) -> Tensor:
+    """What ``F.binary_cross_entropy(torch.sigmoid(x), t)`` gives in float32 (clamped logs), elementwise."""
     p = torch.sigmoid(logits.detach().float())
     return -(target * p.log().clamp(min=-100) + (1 - target) * (1 - p).log().clamp(min=-100)).double()
+
+
+@oracle
+def bce_formula(logits: Tensor, target: float) -> Tensor:
+    """Elementwise ``-[t log σ(x) + (1 - t) log(1 - σ(x))]`` in float64, stable for any logit."""
+    return _gan_bce64(logits, target)
+
+
+def _d_targets(variant: str, s: float) -> tuple[float, float]:
+    """(real target, fake target) of a discriminator-loss variant, for label smoothing ``s``."""
+    return {"swapped": (0.0, 1.0 - s), "swapped_hard": (0.0, 1.0), "two_sided": (1.0 - s, s),
+            "smoothing_as_target": (s, 0.0)}.get(variant, (1.0 - s, 0.0))
+
+
+@oracle
+def discriminator_loss_formula(real_logits: Tensor, fake_logits: Tensor, label_smoothing: float = 0.0,
+                               variant: str = "right") -> Tensor:
+    """``mean BCE(real, 1 - s) + mean BCE(fake, 0)``, a float64 scalar, or one of the usual bugs.
+
+    variant: "right", "swapped" (targets 0 for real, 1 - s for fakes), "swapped_hard" (0 and 1),
+    "two_sided" (the fakes' target s too), "smoothing_as_target" (real target s), "sign"
+    (the value function, not negated), "averaged" (the two terms averaged), "pooled" (one
+    mean over real and fake together), "summed" (sums over the batches), "sigmoid_bce"
+    (sigmoid, then F.binary_cross_entropy in float32, as torch computes it).
+    """
+    real_target, fake_target = _d_targets(variant, float(label_smoothing))
+    bce = _gan_sigmoid_bce if variant == "sigmoid_bce" else _gan_bce64
+    r, f = bce(real_logits, real_target), bce(fake_logits, fake_target)
+    if variant == "summed":
+        return r.sum() + f.sum()
+    if variant == "pooled":
+        return torch.cat([r.flatten(), f.flatten()]).mean()
+    loss = r.mean() + f.mean()
+    return {"sign": -loss, "averaged": 0.5 * loss}.get(variant, loss)
+
+
+def _g_loss64(fake_logits: Tensor, variant: str) -> Tensor:
+    if variant == "saturating":
+        return -torch.nn.functional.softplus(fake_logits.detach().double()).mean()
+    if variant == "sigmoid_bce":
+        return _gan_sigmoid_bce(fake_logits, 1.0).mean()
+    bce = _gan_bce64(fake_logits, 0.0 if variant.startswith("target_zero") else 1.0)
+    if variant == "summed":
+        return bce.sum()
+    return -bce.mean() if variant in ("sign", "target_zero_negated") else bce.mean()
+
+
+@oracle
+def generator_loss_formula(fake_logits: Tensor, variant: str = "right") -> Tensor:
+    """Non-saturating ``mean -log σ(x)``, a float64 scalar, or one of the usual bugs.
+
+    variant: "right", "saturating" (``mean log(1 - σ(x))``), "sign" (``mean log σ(x)``),
+    "target_zero" (``BCE(x, 0)``), "target_zero_negated" (``-BCE(x, 0)``), "summed" (a sum
+    over the batch), "sigmoid_bce" (sigmoid, then F.binary_cross_entropy in float32).
+    """
+    return _g_loss64(fake_logits, variant)
+
+
+@oracle
+def saturating_loss_formula(fake_logits: Tensor) -> Tensor:
+    """Saturating ``mean log(1 - σ(x))`` in float64 (what the minimax generator minimises)."""
+    return _g_loss64(fake_logits, "saturating")
+
+
+@oracle
+def generator_gradient_formula(fake_logits: Tensor, variant: str = "right") -> Tensor:
+    """d(generator loss)/d(fake_logits), of the logits' shape, in float64: ``-(1 - σ(x)) / N`` for the
+    non-saturating loss ("right"), ``-σ(x) / N`` for the saturating one ("saturating")."""
+    x = fake_logits.detach().double()
+    p = torch.sigmoid(x)
+    return (-p if variant == "saturating" else -(1 - p)) / x.numel()
 
 
 # ---------------------------------------------------------------- 1 + 2. the losses
@@ -119,38 +172,35 @@ def name_discriminator_loss_bug(got, real_logits: Tensor, fake_logits: Tensor, l
     if close(got, want, tol):
         return None
 
-    def like(value):
-        return close(got, value, tol)
+    def like(variant: str, smoothing: float = s) -> bool:
+        return close(got, discriminator_loss_formula(real_logits, fake_logits, smoothing, variant), tol)
 
-    if like(discriminator_loss_formula(real_logits, fake_logits, real_target=0.0, fake_target=1.0 - s)) or \
-            like(discriminator_loss_formula(real_logits, fake_logits, real_target=0.0, fake_target=1.0)):
+    if like("swapped") or like("swapped_hard"):
         return ("the labels are swapped: real samples must get target 1 (or 1 - label_smoothing) and fakes target 0. "
                 "D learns to call real samples real.")
-    if like(-discriminator_loss_formula(real_logits, fake_logits, s)):
+    if like("sign"):
         return ("the sign is flipped: you returned the value function V = E[log D(x)] + E[log(1 - D(G(z)))], which D "
                 "maximises. An optimizer minimises, so return -V: the sum of the two BCE losses.")
-    if like(0.5 * want):
+    if like("averaged"):
         return ("the result is half the expected loss: add the real and the fake terms, BCE(real, 1) + BCE(fake, 0), "
                 "each a mean over its own batch; do not average the two.")
-    if like(discriminator_loss_formula(real_logits, fake_logits, s, reduce="pooled")):
+    if like("pooled"):
         return ("you took one mean over the real and fake logits together; take the mean of each term over its own "
                 "batch and add the two means.")
-    if like(discriminator_loss_formula(real_logits, fake_logits, s, reduce="sum")):
+    if like("summed"):
         return "the loss is summed over the batch; average each term with .mean() so the loss does not grow with B."
     if s > 0:
-        if like(discriminator_loss_formula(real_logits, fake_logits, 0.0)):
+        if like("right", 0.0):
             return (f"label_smoothing={s} was ignored: with one-sided smoothing the real targets are 1 - label_smoothing "
                     f"= {1 - s:g} (the fakes keep target 0).")
-        if like(discriminator_loss_formula(real_logits, fake_logits, s, fake_target=s)):
+        if like("two_sided"):
             return (f"the smoothing is two-sided: only the real targets change (1 - s = {1 - s:g}); the fakes keep target "
                     "0, or D would push the generator toward fakes D rates as partly real for no reason.")
-        if like(discriminator_loss_formula(real_logits, fake_logits, real_target=s)):
+        if like("smoothing_as_target"):
             return f"the real target should be 1 - label_smoothing = {1 - s:g}, not label_smoothing = {s:g}."
-    rt = 1.0 - s
-    sig = _sigmoid_bce(real_logits, rt).mean() + _sigmoid_bce(fake_logits, 0.0).mean()
-    if like(sig):
+    if like("sigmoid_bce"):
         return SIGMOID_BCE_HINT
-    err = abs(float(got.double()) - float(want))
+    err = abs(float(got.detach().double()) - float(want))
     return (f"discriminator_loss differs from BCE(real_logits, 1 - s) + BCE(fake_logits, 0) (error {err:.3g}). "
             "Both terms take logits; each is a mean over its batch.")
 
@@ -166,23 +216,23 @@ def name_generator_loss_bug(got, fake_logits: Tensor, atol: float = 1e-4) -> str
     if close(got, want, tol):
         return None
 
-    def like(value):
-        return close(got, value, tol)
+    def like(variant: str) -> bool:
+        return close(got, generator_loss_formula(fake_logits, variant), tol)
 
-    if like(saturating_loss_formula(fake_logits)):
+    if like("saturating"):
         return ("this is the saturating loss log(1 - D(G(z))): when D confidently rejects the fakes (early in "
                 "training) its gradient vanishes. Use the non-saturating -log D(G(z)) = BCE(fake_logits, 1).")
-    if like(-want):
+    if like("sign"):
         return ("the sign is flipped: G minimises -log D(G(z)), which is BCE(fake_logits, target 1); you return "
                 "+log D(G(z)), which would teach G to look fake.")
-    if like(bce_formula(fake_logits, 0.0).mean()) or like(-bce_formula(fake_logits, 0.0).mean()):
+    if like("target_zero") or like("target_zero_negated"):
         return ("the generator's target is 0 (fake): G wants D to call its samples REAL, so use target 1: "
                 "BCE(fake_logits, 1) = -log D(G(z)).")
-    if like(bce_formula(fake_logits, 1.0).sum()):
+    if like("summed"):
         return "the loss is summed over the batch; average it with .mean()."
-    if like(_sigmoid_bce(fake_logits, 1.0).mean()):
+    if like("sigmoid_bce"):
         return SIGMOID_BCE_HINT
-    err = abs(float(got.double()) - float(want))
+    err = abs(float(got.detach().double()) - float(want))
     return (f"generator_loss differs from the non-saturating -mean log D(G(z)) = BCE(fake_logits, 1) "
             f"(error {err:.3g}).")
 
@@ -196,14 +246,12 @@ def name_generator_gradient_bug(grad, fake_logits: Tensor, atol: float = 1e-6) -
         return ("no gradient reached fake_logits: the loss must be computed from them with torch operations "
                 "(no .item(), no .detach(), no torch.no_grad()).")
     n = fake_logits.numel()
-    x = fake_logits.detach().double()
-    want = -(1 - torch.sigmoid(x)) / n
-    if close(grad, want, atol, rtol=1e-3):
+    if close(grad, generator_gradient_formula(fake_logits), atol, rtol=1e-3):
         return None
-    if close(grad, -torch.sigmoid(x) / n, atol, rtol=1e-3):
+    if close(grad, generator_gradient_formula(fake_logits, "saturating"), atol, rtol=1e-3):
         return ("the gradient is -D(G(z)) / N, the saturating loss's: it is almost 0 exactly when D rejects the fakes. "
                 "The non-saturating -log D(G(z)) gives -(1 - D(G(z))) / N, close to -1/N there.")
-    confident = x < -20
+    confident = fake_logits.detach() < -20
     if confident.any() and bool((grad.double()[confident].abs() < 0.5 / n).any()):
         return ("the gradient vanishes for some confidently rejected fakes (logits below -20), where -log D(G(z)) "
                 f"should give about -1/N. {SIGMOID_BCE_HINT}")
@@ -278,12 +326,18 @@ def step_error_bug(record: dict) -> str | None:
     return None
 
 
+@oracle
+def step_order_formula(n_batches: int, d_steps: int = 1) -> list[str]:
+    """The optimizer steps of ``n_batches`` GAN training steps, in order: ``"D"`` or ``"G"`` each."""
+    return (["D"] * d_steps + ["G"]) * n_batches
+
+
 def step_order_bug(record: dict, n_batches: int, d_steps: int = 1) -> str | None:
     """None if, in each of ``n_batches`` steps, D's optimizer stepped ``d_steps`` times and then G's once."""
     seq = [who for who, _, _ in _steps(record)]
     per = d_steps + 1
-    expected = (["D"] * d_steps + ["G"]) * n_batches
-    if seq == expected:
+    expected = step_order_formula(n_batches, d_steps)
+    if same(seq, expected):
         return None
     got, want = _pattern(seq, per) or "none", _pattern(expected, per)
     if seq.count("G") == 0:
@@ -374,6 +428,7 @@ def name_step_bug(record: dict, n_batches: int, d_steps: int = 1, real_prefix: s
 
 # ------------------------------------------------------------------ 3. the reference update
 
+@oracle
 def oracle_short_run(initial: dict, batches, d_steps: int = 1, seed: int = 0, reuse_fakes: bool = True,
                      swap_d_args: bool = False, lr: float = 1e-2, betas: tuple[float, float] = (0.5, 0.999),
                      latent_dim: int = 2) -> dict:
@@ -420,6 +475,10 @@ def oracle_short_run(initial: dict, batches, d_steps: int = 1, seed: int = 0, re
 
 
 def _same_state(got: dict, want: dict, atol: float) -> bool:
+    """True if the state dicts hold the same names and close tensors; False against an answer not recorded
+    (or, while the recorder explores, against any oracle's answer, as ``close`` is)."""
+    if is_oracle_answer(want) or not isinstance(want, dict):
+        return False
     return isinstance(got, dict) and set(got) == set(want) and all(
         isinstance(got[k], Tensor) and close(got[k], want[k], atol) for k in want)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -60,11 +61,10 @@ def latent_grid_figure(grid, quantile_range: tuple[float, float] = (0.05, 0.95),
                        ax: Axes | None = None, tick_every: int | None = None):
     """Draw ``latent_grid``'s output ``(n, n, 1, H, W)``: cell ``[i, j]`` decodes ``z = (q[j], q[i])``.
 
-    z_1 grows to the right and z_2 upwards; ticks show the latent values
-    ``q = ndtri(linspace(*quantile_range, n))``. Returns the Figure (or ``ax``'s figure).
+    z_1 grows to the right and z_2 upwards; ticks show each coordinate's prior percentile,
+    ``linspace(*quantile_range, n)`` (lab 04 computes the latent values themselves).
+    Returns the Figure (or ``ax``'s figure).
     """
-    from genlab.nn.vae import latent_quantiles
-
     g = torch.as_tensor(grid)
     if g.dim() != 5 or g.shape[0] != g.shape[1]:
         raise ValueError(f"grid must be (n, n, C, H, W), got {tuple(g.shape)}.")
@@ -76,14 +76,14 @@ def latent_grid_figure(grid, quantile_range: tuple[float, float] = (0.05, 0.95),
         fig = Figure(figsize=(6.2, 6), layout="constrained")
         ax = fig.add_subplot()
     ax.imshow(picture, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    q = latent_quantiles(n, quantile_range).tolist()
+    lo, hi = quantile_range
+    p = torch.linspace(lo, hi, n).tolist() if n > 1 else [(lo + hi) / 2]
     every = tick_every or max(1, n // 7)
     idx = list(range(0, n, every))
-    ax.set_xticks([j * (W + gap) + (W - 1) / 2 for j in idx], [f"{q[j]:.2f}" for j in idx], fontsize=8)
-    ax.set_yticks([(n - 1 - i) * (H + gap) + (H - 1) / 2 for i in idx], [f"{q[i]:.2f}" for i in idx], fontsize=8)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
-    lo, hi = quantile_range
+    ax.set_xticks([j * (W + gap) + (W - 1) / 2 for j in idx], [f"{p[j]:.0%}" for j in idx], fontsize=8)
+    ax.set_yticks([(n - 1 - i) * (H + gap) + (H - 1) / 2 for i in idx], [f"{p[i]:.0%}" for i in idx], fontsize=8)
+    ax.set_xlabel("$z_1$ (prior percentile)")
+    ax.set_ylabel("$z_2$ (prior percentile)")
     ax.set_title(title or f"decoded latent grid, {n}x{n} at prior percentiles {lo:.0%}..{hi:.0%}")
     return fig if fig is not None else ax.figure
 
@@ -167,10 +167,8 @@ def latent_scatter(mu, labels, title: str | None = None, quantile_range: tuple[f
         centre = m[sel].median(0).values
         ax.annotate(str(digit), centre.tolist(), fontsize=13, weight="bold", ha="center", va="center",
                     color=colours[digit % 10], bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0))
-    if quantile_range is not None:
-        from genlab.nn.vae import latent_quantiles
-
-        lo, hi = latent_quantiles(2, quantile_range).tolist()
+    if quantile_range is not None:   # the grid's corners: the prior's quantiles at the range's two ends
+        lo, hi = (NormalDist().inv_cdf(float(p)) for p in quantile_range)
         ax.add_patch(Rectangle((lo, lo), hi - lo, hi - lo, fill=False, ls="--", lw=1, color="0.3",
                                label="decoded grid"))
     ax.set_xlabel("$z_1$ (posterior mean)")
