@@ -9,10 +9,15 @@ seeds, and Lightning's overhead against a plain PyTorch loop of the same referen
   high-quality samples within 120 s on 2 CPU cores. Published: PacGAN2 7.9 modes, 95.6%;
   VEEGAN 8 modes, 52.9%.
 * **Overhead.** Seconds per batch of the Lightning module and of a plain loop doing the same
-  work (same nets, losses, noise, smoothing, moving average, data), interleaved in one process;
-  the ratio of the medians.
+  work (same nets and initial weights, data, losses, instance noise, smoothing, D first then G
+  with two Adams, the moving average, the coverage measured after every pass over the data),
+  in one process: one ``trainer.fit`` per repeat, which hands every ``--overhead-chunk`` batches
+  to the plain loop for as many batches, so load from other processes hits both alike. Set-up
+  (``fit``'s start and end) is excluded, as in ``vae_digits.py``; ``log_every_n_steps`` is the
+  config's. The ratio of the medians over ``--overhead-repeats`` repeats.
 
     python benchmarks/gan_ring.py [--seeds 5] [--batches 6000] [--vanilla-batches 1000] [--threads 1]
+                                  [--overhead-batches 2000] [--overhead-chunk 100] [--overhead-repeats 3]
 
 Prints tables and writes runs/bench/gan_ring.json.
 """
@@ -23,7 +28,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see dates_accuracy.py)
 
 import argparse
-import copy
 import json
 import math
 import platform
@@ -38,8 +42,8 @@ import torch.nn.functional as F
 from genlab import training
 from genlab.data import RingDataModule
 from genlab.metrics.coverage import mode_coverage
-from genlab.models.gan import GAN
-from genlab.nn.gan import MLPDiscriminator, MLPGenerator, instance_noise_std
+from genlab.models.gan import GAN, NoisyInput
+from genlab.nn.gan import instance_noise_std
 
 OUT = Path("runs/bench/gan_ring.json")
 TARGET_MODES, TARGET_HQ, TARGET_SECONDS = 8, 0.95, 120.0
@@ -74,50 +78,111 @@ def train_lightning(model_args: dict, data_args: dict, batches: int, seed: int) 
             **{k: v for k, v in cov.as_dict().items() if k != "n_samples"}}
 
 
-def plain_loop(model_args: dict, data_args: dict, batches: int, seed: int) -> float:
-    """The reference setup as a plain PyTorch loop; returns seconds per batch."""
-    hp = dict(model_args)
-    torch.manual_seed(seed)
-    data = RingDataModule(**dict(data_args, seed=seed))
-    G = MLPGenerator(hp["latent_dim"], 2, hp["hidden"], hp["n_layers"])
-    D = MLPDiscriminator(2, hp["hidden"], hp["n_layers"])
-    G_avg = copy.deepcopy(G).requires_grad_(False)
-    opt_d = torch.optim.Adam(D.parameters(), lr=hp["lr_d"], betas=tuple(hp["betas"]))
-    opt_g = torch.optim.Adam(G.parameters(), lr=hp["lr_g"], betas=tuple(hp["betas"]))
-    s, loader, step = hp["label_smoothing"], data.train_dataloader(), 0
-    start = time.perf_counter()
-    while step < batches:
-        for real in loader:
-            std = instance_noise_std(step, hp["instance_noise"], hp["noise_steps"])
-            B = real.shape[0]
-            fake = G(torch.randn(B, hp["latent_dim"]))
-            r_in, f_in = real + std * torch.randn_like(real), fake.detach() + std * torch.randn_like(fake)
-            r, f = D(r_in), D(f_in)
-            d_loss = F.binary_cross_entropy_with_logits(r, torch.full_like(r, 1 - s)) + \
-                F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
-            opt_d.zero_grad()
-            d_loss.backward()
-            opt_d.step()
-            f = D(fake + std * torch.randn_like(fake))
-            g_loss = F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
-            opt_g.zero_grad()
-            g_loss.backward()
-            opt_g.step()
+def _forever(loader):
+    while True:
+        yield from loader
+        yield None  # the end of a pass over the data: the module measures coverage here
+
+
+class PlainGAN:
+    """The reference setup as a plain PyTorch loop, on the nets (and initial weights) of ``model``.
+
+    One batch (``step``): instance noise of the annealed std on D's inputs, D's update on real
+    samples (targets ``1 - s``) and detached fakes (targets 0), then G's through the updated
+    D (target 1), each with its own Adam; then the moving average of G's weights. After every
+    pass over the data, the ring's coverage of ``eval_samples`` samples of the averaged G.
+    """
+
+    def __init__(self, model: GAN, data: RingDataModule):
+        hp = model.hparams
+        self.hp, self.data = hp, data
+        self.G, self.G_avg = model.generator, model.generator_ema
+        self.D = model.discriminator.inner if isinstance(model.discriminator, NoisyInput) else model.discriminator
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=hp.lr_g, betas=tuple(hp.betas))
+        self.batches = _forever(data.train_dataloader())
+        self.steps, self.seconds = 0, 0.0
+
+    def step(self, real: torch.Tensor) -> None:
+        """One batch of real points ``(B, 2)``: D's update, then G's, then the average."""
+        hp, s = self.hp, self.hp.label_smoothing
+        std = instance_noise_std(self.steps, hp.instance_noise, hp.noise_steps)
+        fake = self.G(torch.randn(real.shape[0], hp.latent_dim))
+        r = self.D(real + std * torch.randn_like(real))
+        f = self.D(fake.detach() + std * torch.randn_like(fake))
+        d_loss = F.binary_cross_entropy_with_logits(r, torch.full_like(r, 1 - s)) + \
+            F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+        self.opt_d.zero_grad()
+        d_loss.backward()
+        self.opt_d.step()
+        f = self.D(fake + std * torch.randn_like(fake))
+        g_loss = F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
+        self.opt_g.zero_grad()
+        g_loss.backward()
+        self.opt_g.step()
+        optimizer_steps = 2 * (self.steps + 1)  # what the module's global_step is by now
+        if self.G_avg is not None:
             with torch.no_grad():
-                decay = min(hp["ema_decay"], (1 + 2 * step) / (10 + 2 * step))
-                for avg, p in zip(G_avg.parameters(), G.parameters(), strict=True):
+                decay = min(hp.ema_decay, (1 + optimizer_steps) / (10 + optimizer_steps))
+                for avg, p in zip(self.G_avg.parameters(), self.G.parameters(), strict=True):
                     avg.lerp_(p, 1 - decay)
-            step += 1
-            if step % 40 == 0:  # as often as the module measures coverage (every epoch)
-                with torch.no_grad():
-                    mode_coverage(G_avg(torch.randn(hp["eval_samples"], hp["latent_dim"])), data.centers, data.std)
-            if step >= batches:
-                break
-    return (time.perf_counter() - start) / batches
+        self.steps += 1
+
+    def coverage(self) -> None:
+        """The ring's coverage of ``eval_samples`` samples from the averaged G (fixed noise), as the module's."""
+        net = self.G_avg if self.G_avg is not None else self.G
+        with torch.no_grad():
+            z = torch.randn(self.hp.eval_samples, self.hp.latent_dim, generator=torch.Generator().manual_seed(0))
+            mode_coverage(net.eval()(z), self.data.centers, self.data.std)
+        net.train()
+
+    def run(self, batches: int) -> None:
+        """Train ``batches`` more batches; their time is added to ``seconds``."""
+        start, done = time.perf_counter(), 0
+        while done < batches:
+            real = next(self.batches)
+            if real is None:
+                self.coverage()
+                continue
+            self.step(real)
+            done += 1
+        self.seconds += time.perf_counter() - start
 
 
-def lightning_per_batch(model_args: dict, data_args: dict, batches: int, seed: int) -> float:
-    return train_lightning(model_args, data_args, batches, seed)["seconds"] / batches
+class InterleavedTiming(L.Callback):
+    """Times Lightning's batches (set-up excluded) and runs the plain loop every ``chunk`` batches."""
+
+    def __init__(self, plain: PlainGAN, batches: int, chunk: int):
+        self.plain, self.batches, self.chunk = plain, batches, chunk
+        self.seconds, self.steps, self._mark = 0.0, 0, 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        self._mark = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seconds += time.perf_counter() - self._mark
+        self.steps += 1
+        if self.steps % self.chunk == 0 or self.steps == self.batches:
+            self.plain.run(self.steps - self.plain.steps)
+        if self.steps >= self.batches:
+            trainer.should_stop = True
+        self._mark = time.perf_counter()
+
+
+def overhead_run(model_args: dict, data_args: dict, log_every: int, batches: int, chunk: int,
+                 seed: int) -> tuple[float, float]:
+    """Seconds per batch ``(lightning, plain)`` of one interleaved run of ``batches`` batches each."""
+    L.seed_everything(seed, verbose=False)
+    models = [GAN(data_dim=2, **model_args) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    datas = [RingDataModule(**dict(data_args, seed=seed)) for _ in range(2)]
+    timing = InterleavedTiming(PlainGAN(models[1], datas[1]), batches, chunk)
+    trainer = L.Trainer(max_steps=batches * (models[0].d_steps + 1), logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0, log_every_n_steps=log_every, callbacks=[timing],
+                        accelerator="cpu", devices=1)
+    trainer.fit(models[0], datamodule=datas[0])
+    return timing.seconds / timing.steps, timing.plain.seconds / timing.plain.steps
 
 
 def main(argv=None) -> dict:
@@ -125,7 +190,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--batches", type=int, default=6000, help="reference run length (default: the config's)")
     parser.add_argument("--vanilla-batches", type=int, default=1000)
-    parser.add_argument("--overhead-batches", type=int, default=400)
+    parser.add_argument("--overhead-batches", type=int, default=2000, help="batches per runner per repeat")
+    parser.add_argument("--overhead-chunk", type=int, default=100, help="batches per interleaved chunk")
     parser.add_argument("--overhead-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -158,12 +224,14 @@ def main(argv=None) -> dict:
                   f"quality, KL {r['reverse_kl']:.3f}, {r['seconds']:.0f} s")
     print(f"{'published':>18}: PacGAN2 7.9 modes 95.6%; VEEGAN 8 modes 52.9%; vanilla GAN 1 (VEEGAN) or 6.3 (PacGAN)")
 
-    lit, plain = [], []
-    for i in range(args.overhead_repeats):  # interleaved, so both see the same machine load
-        lit.append(lightning_per_batch(model_args, data_args, args.overhead_batches, 100 + i))
-        plain.append(plain_loop(model_args, data_args, args.overhead_batches, 100 + i))
+    log_every = int(training.load_config("gan")["trainer"]["log_every_n_steps"])
+    overhead_load = _load()
+    pairs = [overhead_run(model_args, data_args, log_every, args.overhead_batches, args.overhead_chunk, 100 + i)
+             for i in range(args.overhead_repeats)]
+    lit, plain = [p[0] for p in pairs], [p[1] for p in pairs]
     ratio = statistics.median(lit) / statistics.median(plain)
-    print(f"\nseconds per batch (median of {args.overhead_repeats}, {args.overhead_batches} batches each): Lightning "
+    print(f"\nseconds per batch (median of {args.overhead_repeats}, {args.overhead_batches} batches each, "
+          f"interleaved in chunks of {args.overhead_chunk}; load {overhead_load} -> {_load()}): Lightning "
           f"{1000 * statistics.median(lit):.2f} ms, plain loop {1000 * statistics.median(plain):.2f} ms, "
           f"ratio {ratio:.3f}")
 
@@ -178,6 +246,8 @@ def main(argv=None) -> dict:
         "lightning_ms_per_batch": [round(1000 * x, 3) for x in lit],
         "plain_ms_per_batch": [round(1000 * x, 3) for x in plain],
         "lightning_over_plain": round(ratio, 3),
+        "overhead": {"batches": args.overhead_batches, "chunk": args.overhead_chunk, "repeats": args.overhead_repeats,
+                     "log_every_n_steps": log_every},
         "load_average": {"before": load_before, "after": _load()},
         "targets": {"modes": TARGET_MODES, "high_quality": TARGET_HQ, "seconds": TARGET_SECONDS},
         "meets_targets": meets,

@@ -48,11 +48,14 @@ def _forever(loader):
 
 
 class PlainLoop:
-    """The same training step without Lightning: binarise, one-sample negative ELBO, backward, AdamW."""
+    """The same training step without Lightning: binarise, the objective (one-sample negative
+    ELBO, ``VAE.objective``), backward, AdamW, the learning-rate schedule's step."""
 
     def __init__(self, model: VAE, datamodule: DigitsDataModule):
         self.model = model.train()
-        self.optimizer = model.configure_optimizers()["optimizer"]
+        config = model.configure_optimizers()
+        self.optimizer = config["optimizer"]
+        self.scheduler = config["lr_scheduler"]["scheduler"]
         self.batches = _forever(datamodule.train_dataloader())
         self.steps, self.seconds = 0, 0.0
 
@@ -60,10 +63,11 @@ class PlainLoop:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds and self.steps < max_steps:
             x = self.model.prepare(next(self.batches)[0])
-            loss = self.model.loss_parts(x)["loss"]
+            loss = self.model.objective(x, beta=self.model.current_beta())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.scheduler.step()
             self.steps += 1
         self.seconds += time.perf_counter() - start
 
@@ -93,8 +97,11 @@ class Interleave(L.Callback):
 
 
 def _trainer(callback: Interleave) -> L.Trainer:
+    """Lightning as ``genlab fit vae`` trains (its ``log_every_n_steps``), without validation,
+    checkpoints, a logger or a progress bar, so both runners do the same work."""
     return L.Trainer(max_epochs=-1, max_steps=callback.max_steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     log_every_n_steps=int(training.load_config("vae")["trainer"]["log_every_n_steps"]),
                      callbacks=[callback], accelerator="cpu", devices=1)
 
 

@@ -236,3 +236,29 @@ def test_genlab_fit_gan(tmp_path, monkeypatch):
                       "--data.n_samples", "300", "--data.batch_size", "100", "--model.eval_samples", "100"])
     figures = sorted(p.name for p in tmp_path.glob("runs/gan/version_*/figures/*.png"))
     assert "ring.png" in figures and "coverage.png" in figures and "loss.png" in figures
+
+
+def test_losses_are_logged_on_the_loggers_steps_and_the_last_one(tmp_path):
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    L.seed_everything(0, verbose=False)
+    d_losses = []
+
+    def recording_step(gan, real):
+        d_loss, g_loss = discriminator_first_step(gan, real)
+        d_losses.append(float(d_loss))
+        return d_loss, g_loss
+
+    gan = GAN(hidden=16, n_layers=2, eval_samples=50, step=recording_step)
+    trainer = L.Trainer(max_steps=2 * 7, log_every_n_steps=3, accelerator="cpu", logger=CSVLogger(tmp_path),
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(gan, datamodule=RingDataModule(n_samples=7 * 32, n_val=32, batch_size=32))
+    trainer.logger.save()
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("d_loss")]
+    assert [int(r["step"]) for r in rows] == [2, 5]  # batches, as Lightning's logger counts them
+    assert [float(r["d_loss"]) for r in rows] == pytest.approx([d_losses[2], d_losses[5]])
+    assert float(trainer.callback_metrics["d_loss"]) == pytest.approx(d_losses[-1])

@@ -136,3 +136,39 @@ def test_trains_20_steps_with_16_mixed_on_gpu():
     trainer.fit(model, DigitsDataModule(batch_size=64))
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Losses(L.Callback):
+    """Records the loss each training step returned."""
+
+    def __init__(self):
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+
+def _csv_rows(trainer):
+    import csv
+    from pathlib import Path
+
+    trainer.logger.save()
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_metrics_are_logged_on_the_loggers_steps_and_the_last_one(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    L.seed_everything(0, verbose=False)
+    losses = _Losses()
+    trainer = L.Trainer(max_steps=7, log_every_n_steps=3, accelerator="cpu", logger=CSVLogger(tmp_path),
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[losses])
+    trainer.fit(VAE(), DigitsDataModule(batch_size=64))
+    rows = [r for r in _csv_rows(trainer) if r.get("train_nelbo")]
+    assert [int(r["step"]) for r in rows] == [2, 5]  # every 3rd batch, as Lightning's logger writes
+    assert [float(r["train_loss"]) for r in rows] == pytest.approx([losses.losses[2], losses.losses[5]])
+    metrics = trainer.callback_metrics
+    assert {"train_loss", "train_recon", "train_kl", "train_nelbo", "train_bpd"} <= set(metrics)
+    assert float(metrics["train_loss"]) == pytest.approx(losses.losses[-1])  # the last step's, not a stale one

@@ -9,7 +9,8 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
-__all__ = ["adamw_with_decay_groups", "fused_adamw_supported", "warmup_cosine", "lr_scheduler_config", "configure_adamw", "metrics_csv_path"]
+__all__ = ["adamw_with_decay_groups", "fused_adamw_supported", "warmup_cosine", "lr_scheduler_config", "configure_adamw",
+           "step_is_logged", "metrics_csv_path"]
 
 SCHEDULES = ("constant", "cosine")
 
@@ -97,6 +98,44 @@ def configure_adamw(module, betas: tuple[float, float] = (0.9, 0.95)) -> dict:
     schedule = hp.get("schedule", "constant")
     total = module.trainer.estimated_stepping_batches if schedule == "cosine" else float("inf")
     return lr_scheduler_config(optimizer, schedule, hp.get("warmup_steps", 0), total)
+
+
+def step_is_logged(module, optimizer_steps: int = 1) -> bool:
+    """Whether the training step now running is one whose per-step metrics are read.
+
+    That is a step the trainer's loggers record (Lightning's own rule: every
+    ``log_every_n_steps`` batches, or when the trainer stops; every step under
+    ``fast_dev_run``), or the run's last step, so that ``trainer.callback_metrics`` ends with
+    the last step's values. Lightning writes a step's ``on_step`` metrics to the loggers only
+    on those steps; in between, a value logged with ``self.log`` reaches only
+    ``callback_metrics`` and the progress bar, which then show the latest logged step's value
+    (at most ``log_every_n_steps - 1`` batches old). On a CPU each ``self.log`` call costs about
+    0.4 ms (Lightning moves its result record to the value's device), more than a small
+    model's whole forward pass, so genlab's small models log per-step metrics only here.
+
+    optimizer_steps: optimizer steps one batch makes (``trainer.global_step`` counts them;
+    a GAN makes ``d_steps + 1``). Without a trainer (a step called by hand) the answer is True.
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None:
+        return True
+    connector = getattr(trainer, "_logger_connector", None)
+    if connector is not None and hasattr(type(connector), "should_update_logs"):
+        recorded = bool(connector.should_update_logs) or bool(trainer.fast_dev_run)
+    else:  # another Lightning: the same rule from the public counters
+        every = int(trainer.log_every_n_steps)
+        recorded = every > 0 and (trainer.global_step // max(1, optimizer_steps) + 1) % every == 0
+    return recorded or _last_step(trainer, optimizer_steps)
+
+
+def _last_step(trainer, optimizer_steps: int) -> bool:
+    """Whether the batch now training is the run's last one (by ``max_steps`` or ``max_epochs``)."""
+    if trainer.max_steps is not None and trainer.max_steps > 0 \
+            and trainer.global_step + max(1, optimizer_steps) >= trainer.max_steps:
+        return True
+    max_epochs = trainer.max_epochs
+    return bool(max_epochs is not None and max_epochs > 0 and trainer.is_last_batch
+                and trainer.current_epoch + 1 >= max_epochs)
 
 
 def metrics_csv_path(module) -> Path | None:

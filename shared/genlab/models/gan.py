@@ -14,7 +14,9 @@ update of that step is skipped too, and the two players stay in step.
 The parts a student writes are constructor arguments: ``discriminator_loss``,
 ``generator_loss`` and the step function ``step(gan, real) -> (d_loss, g_loss)``.
 ``GAN`` trains MLPs on the ring of Gaussians (``genlab fit gan``) and logs the ring's mode
-coverage every epoch; ``DigitsGAN`` trains conv nets on 8x8 digits (``genlab fit gan_digits``).
+coverage every epoch, and ``d_loss``/``g_loss`` on the steps the logger records (every
+``log_every_n_steps`` batches) and on the run's last (``genlab.models.common.step_is_logged``);
+``DigitsGAN`` trains conv nets on 8x8 digits (``genlab fit gan_digits``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 
 from genlab.data import DigitsDataModule, RingDataModule
 from genlab.metrics.coverage import mode_coverage
+from genlab.models.common import step_is_logged
 from genlab.nn.gan import (
     ConvDiscriminator,
     ConvGenerator,
@@ -227,8 +230,7 @@ class GAN(L.LightningModule):
                 and all(isinstance(r, Tensor) and r.numel() == 1 for r in result)):
             raise TypeError("the training step must return (d_loss, g_loss), two scalar tensors; "
                             f"it returned {type(result).__name__}.")
-        every = max(1, getattr(self._trainer, "log_every_n_steps", 1) if self._trainer is not None else 1)
-        if batch_idx % every == 0:  # logging every step would cost more than the step itself
+        if step_is_logged(self, self.d_steps + 1):  # each self.log costs about a tenth of the step
             d_loss, g_loss = (r.detach().float() for r in result)
             self.log_dict({"d_loss": d_loss, "g_loss": g_loss}, prog_bar=True, on_step=True, on_epoch=False)
         if self.generator_ema is not None:

@@ -9,7 +9,9 @@ Logged for ``train``, ``val`` and ``test`` (per image, in nats unless said other
 ``<split>_recon`` (``-log p(x|z)`` summed over pixels), ``<split>_kl``, ``<split>_nelbo``
 (recon + KL: the negative ELBO, an upper bound on ``-log p(x)``), ``<split>_bpd`` (the
 negative ELBO in bits per pixel) and ``<split>_loss``, the objective that is optimised
-(recon + β·KL, with β ramped up over ``kl_warmup_steps`` during training).
+(recon + β·KL, with β ramped up over ``kl_warmup_steps`` during training). The ``train_*``
+values are logged on the steps the logger records (every ``log_every_n_steps``) and on the
+run's last step (``genlab.models.common.step_is_logged``); the other steps only optimise.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from genlab.data import DigitsDataModule
-from genlab.models.common import configure_adamw
+from genlab.models.common import configure_adamw, step_is_logged
 from genlab.nn.vae import bits_per_dim, make_encoder_decoder
 from genlab.nn.vae import elbo_loss as reference_elbo_loss
 from genlab.nn.vae import kl_divergence as reference_kl_divergence
@@ -120,6 +122,14 @@ class VAE(L.LightningModule):
             return beta
         return beta * min(1.0, (self.global_step + 1) / warmup)
 
+    def objective(self, x: Tensor, eps: Tensor | None = None, beta: float | None = None) -> Tensor:
+        """The loss that training minimises on targets ``x (B, C, H, W)``: recon + β·KL, the
+        batch mean over one sample of q(z | x) (``eps (B, L)``, drawn when omitted); a
+        differentiable scalar. ``beta`` defaults to ``hparams.beta``."""
+        beta = float(self.hparams.beta) if beta is None else float(beta)
+        x_logits, mu, logvar = self(x, eps)
+        return self.elbo_loss(x, x_logits, mu, logvar, beta=beta)
+
     def loss_parts(self, x: Tensor, eps: Tensor | None = None, beta: float | None = None) -> dict[str, Tensor]:
         """One pass on targets ``x``: the objective ``loss`` (recon + β·KL, differentiable)
         and, detached, ``recon``, ``kl``, ``nelbo`` (β = 1) and ``bpd``, each a batch mean."""
@@ -139,21 +149,17 @@ class VAE(L.LightningModule):
             self.log(f"{split}_{name}", value.detach(), prog_bar=name in ("loss", "kl"), on_step=on_step,
                      on_epoch=not on_step, batch_size=batch_size)
 
-    def _logging_step(self) -> bool:
-        """Whether the logger records this training step (every ``log_every_n_steps``); the
-        other steps compute and log only the loss, since on a model this small each extra
-        ``self.log`` call costs a measurable share of the step."""
-        every = getattr(self._trainer, "log_every_n_steps", 1) if self._trainer is not None else 1
-        return (self.global_step + 1) % max(1, int(every)) == 0
-
     def training_step(self, batch, batch_idx):
+        """One optimisation step on ``batch = (x (B, C, H, W), labels)``; returns the objective.
+
+        On the steps whose metrics are read (``step_is_logged``) it also logs the ``train_*``
+        parts; on the others it computes only the objective, since on a model this small each
+        ``self.log`` call costs a measurable share of the step.
+        """
         x = self.prepare(batch[0])
         beta = self.current_beta()
-        if not self._logging_step():
-            x_logits, mu, logvar = self(x)
-            loss = self.elbo_loss(x, x_logits, mu, logvar, beta=beta)
-            self.log("train_loss", loss.detach(), prog_bar=True, batch_size=x.shape[0])
-            return loss
+        if not step_is_logged(self):
+            return self.objective(x, beta=beta)
         parts = self.loss_parts(x, beta=beta)
         self._log_parts("train", parts, x.shape[0])
         if self.hparams.kl_warmup_steps:
