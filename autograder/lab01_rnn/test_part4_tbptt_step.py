@@ -15,6 +15,14 @@ from genlab.checks import lab01 as checks
 from genlab.checks import lab01_bugs as bugs
 
 NAME = "tbptt_step"
+#: The shared ``lightning_fit`` probe's arguments for 16-mixed on a GPU: RNNLanguageModel with the
+#: student's LSTMCell, lm_loss and tbptt_step on contiguous streams, clipped as configs/rnn_lm.yaml.
+GPU_FIT = {"model": "genlab.models.rnn_lm:RNNLanguageModel", "data": "genlab.data:CharTextDataModule",
+           "parts": {"cell": "LSTMCell", "loss_fn": "lm_loss", "step_fn": "tbptt_step"},
+           "from_data": {"vocab_size": "vocab_size"},
+           "model_kwargs": {"embedding_dim": 32, "hidden_size": 64, "lr": 2e-3},
+           "data_kwargs": {"block_size": 32, "batch_size": 8, "mode": "streams", "seed": 0},
+           "gradient_clip_val": 1.0, "steps": 20, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +133,7 @@ def test_the_model_trains_with_16_mixed_on_a_gpu(submission):
     """20 Lightning steps of RNNLanguageModel with your LSTMCell, lm_loss and tbptt_step, precision="16-mixed"."""
     for name in ("LSTMCell", "lm_loss", "tbptt_step"):
         submission.function(name)
-    data = kit.call(submission.probe, "lab01_gpu_training", steps=20, context="16-mixed training on the GPU")
+    data = kit.call(submission.probe, "lightning_fit", **GPU_FIT, context="16-mixed training on the GPU")
     if data.get("error"):
         raise AssertionError(f"training with your parts under precision='16-mixed' raised {data['error']}")
     losses = data.get("losses", [])

@@ -1,7 +1,6 @@
 """Part 3: class MultiHeadAttention(d_model, n_heads) with split_heads, merge_heads, forward; float16 autocast."""
 import pytest
 import torch
-from torch import nn
 
 from autograder import kit
 from genlab.checks import lab03_bugs as bugs
@@ -12,22 +11,6 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 def _call(fn, /, *args, hint="", **kwargs):
     return bugs.explained_call(kit.call, fn, *args, hint=hint, **kwargs)
-
-
-def _torch_mha(d, H, seed):
-    """nn.MultiheadAttention with random (non-zero) biases, and the same weights as a state dict."""
-    torch.manual_seed(seed)
-    ref = nn.MultiheadAttention(d, H, batch_first=True)
-    with torch.no_grad():
-        ref.in_proj_bias.normal_(0, 0.5)
-        ref.out_proj.bias.normal_(0, 0.5)
-    w, b = ref.in_proj_weight.detach().split(d), ref.in_proj_bias.detach().split(d)
-    state = {}
-    for i, name in enumerate(PROJECTIONS[:3]):
-        state[f"{name}.weight"], state[f"{name}.bias"] = w[i].clone(), b[i].clone()
-    state["out_proj.weight"] = ref.out_proj.weight.detach().clone()
-    state["out_proj.bias"] = ref.out_proj.bias.detach().clone()
-    return ref.eval(), state
 
 
 def _loaded(submission, d, H, state):
@@ -43,7 +26,7 @@ def test_projections(submission):
     """q_proj, k_proj, v_proj, out_proj are Linear(d_model, d_model) layers with biases."""
     cls = submission.function(NAME)
     mha = _call(cls, 12, 3)
-    _, state = _torch_mha(12, 3, 0)
+    _, state = bugs.torch_mha(12, 3, 0)
     kit.call(mha.load_state_dict, state, strict=True, context="loading the weights of four nn.Linear(12, 12)",
              hint="MultiHeadAttention(12, 3) should have exactly four layers with parameters, q_proj, k_proj, "
                   "v_proj and out_proj, each nn.Linear(12, 12) with bias.")
@@ -91,7 +74,7 @@ def test_merge_heads(submission):
 def test_self_attention_matches_torch(submission):
     """Causal self-attention equals nn.MultiheadAttention with the same weights."""
     d, H = 32, 4
-    ref, state = _torch_mha(d, H, 1)
+    ref, state = bugs.torch_mha(d, H, 1)
     mha = _loaded(submission, d, H, state)
     x = torch.randn(3, 6, d, generator=torch.Generator().manual_seed(2))
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
@@ -111,7 +94,7 @@ def test_last_weights_are_per_head(submission):
     """self.last_weights holds each head's weights (B, H, T_q, T_k), as nn.MultiheadAttention gives
     them with average_attn_weights=False."""
     d, H = 16, 4
-    ref, state = _torch_mha(d, H, 5)
+    ref, state = bugs.torch_mha(d, H, 5)
     mha = _loaded(submission, d, H, state)
     x = torch.randn(2, 5, d, generator=torch.Generator().manual_seed(6))
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
@@ -130,7 +113,7 @@ def test_inputs_state_and_gradients(submission):
     """The input is left unchanged, no state is kept between calls, and gradients reach the input
     and every projection's weights."""
     d, H = 16, 2
-    _, state = _torch_mha(d, H, 7)
+    _, state = bugs.torch_mha(d, H, 7)
     mha = _loaded(submission, d, H, state)
     x = torch.randn(2, 4, d, generator=torch.Generator().manual_seed(8))
     causal = torch.ones(4, 4, dtype=torch.bool).tril()
@@ -142,7 +125,7 @@ def test_inputs_state_and_gradients(submission):
 def test_cross_attention_matches_torch(submission):
     """Query from one sequence, key/value from another (T_q != T_k), with key padding."""
     d, H = 24, 3
-    ref, state = _torch_mha(d, H, 3)
+    ref, state = bugs.torch_mha(d, H, 3)
     mha = _loaded(submission, d, H, state)
     g = torch.Generator().manual_seed(4)
     y, memory = torch.randn(2, 3, d, generator=g), torch.randn(2, 7, d, generator=g)
@@ -166,7 +149,7 @@ def test_head_layout_for_other_head_counts(submission):
     """Head order agrees with torch's packing for 1, 2 and 8 heads; key and value used separately."""
     g = torch.Generator().manual_seed(5)
     for d, H in ((16, 1), (16, 2), (16, 8)):
-        ref, state = _torch_mha(d, H, 10 + H)
+        ref, state = bugs.torch_mha(d, H, 10 + H)
         mha = _loaded(submission, d, H, state)
         x, kx, vx = (torch.randn(2, 5, d, generator=g) for _ in range(3))
         got = _call(mha, x, kx, vx)

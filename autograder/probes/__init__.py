@@ -3,9 +3,11 @@
 Shared probes live here, one file ``<name>.py`` each: ``autocast`` (dtypes and ops under
 ``torch.autocast``), ``gradients`` (gradient flow and detach), ``contract`` (inputs kept,
 no state, gradients: ``genlab.checks.contract``), ``load_state`` (load only the weights a
-test gives, buffers aside), and those the labs add for every lab's use. A lab may add its own in ``autograder/<lab>/probes/``; one named like a
-shared probe is a ``LabError`` when the lab is loaded (extend the shared probe instead of
-copying it). Files whose name starts with ``_`` are not probes.
+test gives, buffers aside), ``lightning_fit`` (a few Lightning steps, e.g. 16-mixed on a GPU,
+of a genlab model built with the student's parts), and those the labs add for every lab's
+use. A lab may add its own in ``autograder/<lab>/probes/``; one named like a shared probe is
+a ``LabError`` when the lab is loaded (extend the shared probe instead of copying it).
+Files whose name starts with ``_`` are not probes.
 
 The grader sends the file's text to the worker, which executes it and calls
 ``run(namespace, **kwargs)``: ``namespace`` is the notebook's global namespace and the

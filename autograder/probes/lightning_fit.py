@@ -2,7 +2,7 @@
 Lightning precision (by default ``"16-mixed"`` on a GPU), and report what happened.
 
 ``run(namespace, model, data, parts, model_kwargs=None, data_kwargs=None, from_data=None,
-steps=20, seed=0, accelerator="gpu", precision="16-mixed")``
+steps=20, seed=0, accelerator="gpu", precision="16-mixed", gradient_clip_val=None)``
 
 * ``model``, ``data``: ``"module:Class"`` of the LightningModule and of its DataModule, e.g.
   ``"genlab.models.gpt:GPT"`` and ``"genlab.data:CharTextDataModule"``;
@@ -10,7 +10,9 @@ steps=20, seed=0, accelerator="gpu", precision="16-mixed")``
   e.g. ``{"attention": "scaled_dot_product_attention"}``;
 * ``model_kwargs``, ``data_kwargs``: the other constructor arguments;
 * ``from_data``: ``{constructor argument: DataModule attribute}``, e.g.
-  ``{"vocab_size": "vocab_size"}``.
+  ``{"vocab_size": "vocab_size"}``;
+* ``gradient_clip_val``: the Trainer's gradient clipping (None: none), e.g. 1.0 as
+  ``configs/rnn_lm.yaml`` trains ``RNNLanguageModel``.
 
 Returns ``{"error": None or "Type: message", "losses": [float per step, or "nan"/"inf" as
 text], "output_dtype": the dtype of the model's first output tensor in the first training
@@ -40,7 +42,7 @@ def _first_tensor(value, torch):
 
 
 def run(namespace, model, data, parts, model_kwargs=None, data_kwargs=None, from_data=None,
-        steps=20, seed=0, accelerator="gpu", precision="16-mixed"):
+        steps=20, seed=0, accelerator="gpu", precision="16-mixed", gradient_clip_val=None):
     import lightning as L
     import torch
 
@@ -77,7 +79,7 @@ def run(namespace, model, data, parts, model_kwargs=None, data_kwargs=None, from
         trainer = L.Trainer(max_steps=int(steps), accelerator=accelerator, devices=1, precision=precision,
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                            callbacks=[Recorder()])
+                            gradient_clip_val=gradient_clip_val, callbacks=[Recorder()])
         trainer.fit(built, datamodule=datamodule)
     except Exception as exc:  # reported to the test as data
         text = str(exc).strip()

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 
-from autograder.runner.lab import SHARED_PROBES
+from autograder.runner.lab import AUTOGRADER_DIR, SHARED_PROBES
 from genlab.nn.attention import scaled_dot_product_attention
 
 
@@ -56,6 +57,34 @@ def test_lightning_fit_needs_cuda_for_a_gpu_run(fit, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     data = fit({"attend": scaled_dot_product_attention}, **{**GPT, "accelerator": "gpu"})
     assert data["error"] == "CUDA is not available in the worker"
+
+
+def _hidden_test_module(path: str):
+    spec = importlib.util.spec_from_file_location(f"hidden_{Path(path).stem}", AUTOGRADER_DIR / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _library_parts(names: dict[str, str]) -> dict:
+    from genlab import lm
+    from genlab.nn import rnn, vae
+
+    library = {"LSTMCell": rnn.LSTMCell, "lm_loss": lm.lm_loss, "tbptt_step": lm.tbptt_step,
+               "reparameterize": vae.reparameterize, "kl_divergence": vae.kl_divergence, "elbo_loss": vae.elbo_loss}
+    return {name: library[name] for name in names.values()}
+
+
+@pytest.mark.parametrize("path", ["lab01_rnn/test_part4_tbptt_step.py", "lab04_vae/test_mixed_precision.py"])
+def test_lightning_fit_runs_the_gpu_tests_arguments_on_a_cpu(fit, path):
+    """The GPU-only hidden tests of labs 01 and 04 call lightning_fit with their GPU_FIT: the same
+    run, on a CPU under bf16-mixed with the library's parts, trains (lab 01's with clipping)."""
+    args = _hidden_test_module(path).GPU_FIT
+    data = fit(_library_parts(args["parts"]), **{**args, "steps": 3, "accelerator": "cpu", "precision": "bf16-mixed"})
+    assert data["error"] is None, data["error"]
+    assert len(data["losses"]) == 3 and all(isinstance(x, float) for x in data["losses"])
+    assert data["loss_dtype"] == "torch.float32" and data["output_dtype"] == "torch.bfloat16"
+    assert data["params_finite"] is True
 
 
 def test_contract_builds_a_module_argument_once_from_the_library():

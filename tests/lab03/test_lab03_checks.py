@@ -329,7 +329,7 @@ def test_explain_error_prefers_the_lab_sentence_then_the_hint():
 
 def test_mha_namer_survives_bugs_whose_shapes_do_not_fit():
     """Cross-attention with key padding: the kv-from-query bug cannot apply there, the others still are named."""
-    _, state = checks._torch_mha(24, 3, 0)
+    _, state = bugs.torch_mha(24, 3, 0)
     g = torch.Generator().manual_seed(0)
     y, memory = torch.randn(2, 3, 24, generator=g), torch.randn(2, 7, 24, generator=g)
     mask = (torch.arange(7)[None] < torch.tensor([7, 4])[:, None])[:, None, None, :]

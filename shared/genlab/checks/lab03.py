@@ -119,22 +119,6 @@ def check_masks(causal_mask: Callable, combine_masks: Callable) -> None:
 
 # ---------------------------------------------------------------- part 3
 
-def _torch_mha(d: int, H: int, seed: int) -> tuple[nn.MultiheadAttention, dict[str, Tensor]]:
-    """torch's module with random (non-zero) biases, and the same weights as our state dict."""
-    torch.manual_seed(seed)
-    ref = nn.MultiheadAttention(d, H, batch_first=True)
-    with torch.no_grad():
-        ref.in_proj_bias.normal_(0, 0.5)
-        ref.out_proj.bias.normal_(0, 0.5)
-    w, b = ref.in_proj_weight.detach().split(d), ref.in_proj_bias.detach().split(d)
-    sd = {}
-    for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
-        sd[f"{name}.weight"], sd[f"{name}.bias"] = w[i].clone(), b[i].clone()
-    sd["out_proj.weight"] = ref.out_proj.weight.detach().clone()
-    sd["out_proj.bias"] = ref.out_proj.bias.detach().clone()
-    return ref.eval(), sd
-
-
 def _check_split_merge(mha, d: int, H: int) -> None:
     x = torch.arange(2 * 5 * d, dtype=torch.float32).reshape(2, 5, d)
     heads = _call("split_heads", mha.split_heads, x)
@@ -170,7 +154,7 @@ def check_multi_head_attention(cls: type) -> None:
             raise AssertionError(f"MultiHeadAttention needs self.{name} = nn.Linear(d_model, d_model) (with bias); "
                                  f"found {kit.describe(layer) if not isinstance(layer, nn.Module) else layer}.")
     _check_split_merge(mha, d, H)
-    ref, sd = _torch_mha(d, H, 0)
+    ref, sd = bugs.torch_mha(d, H, 0)
     keys = _call("load_state_dict", mha.load_state_dict, sd, strict=False)
     if keys.missing_keys or keys.unexpected_keys:
         raise AssertionError(f"MultiHeadAttention({d}, {H}) should have exactly the parameters of q_proj, k_proj, "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genlab.checks.kit import KNOWN_ERRORS, close, describe, same
 from genlab.checks.recorded import oracle
@@ -36,6 +36,7 @@ __all__ = [
     "name_causal_mask_bug",
     "name_combine_masks_bug",
     "split_heads_formula",
+    "torch_mha",
     "mha_formula",
     "name_mha_bug",
     "sinusoid_formula",
@@ -363,6 +364,25 @@ def _split_heads(x: Tensor, H: int, variant: str) -> Tensor:
 def split_heads_formula(x: Tensor, n_heads: int, variant: str = "right") -> Tensor:
     """(B, T, d) -> (B, H, T, d/H): head h holds features [h*d_h:(h+1)*d_h]; "view_no_transpose" is the usual bug."""
     return _split_heads(x, n_heads, variant)
+
+
+def torch_mha(d_model: int, n_heads: int, seed: int) -> tuple[nn.MultiheadAttention, dict[str, Tensor]]:
+    """Inputs, not an answer: torch's ``nn.MultiheadAttention(d_model, n_heads, batch_first=True)``
+    in eval mode, drawn after ``torch.manual_seed(seed)`` and given random (non-zero) biases, and
+    the same weights as a ``q_proj``/``k_proj``/``v_proj``/``out_proj`` state dict (q, k and v
+    are the row blocks of its ``in_proj_weight``) to load into a ``MultiHeadAttention``."""
+    torch.manual_seed(seed)
+    ref = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_bias.normal_(0, 0.5)
+        ref.out_proj.bias.normal_(0, 0.5)
+    w, b = ref.in_proj_weight.detach().split(d_model), ref.in_proj_bias.detach().split(d_model)
+    state = {}
+    for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
+        state[f"{name}.weight"], state[f"{name}.bias"] = w[i].clone(), b[i].clone()
+    state["out_proj.weight"] = ref.out_proj.weight.detach().clone()
+    state["out_proj.bias"] = ref.out_proj.bias.detach().clone()
+    return ref.eval(), state
 
 
 def _merge_heads(x: Tensor, variant: str) -> Tensor:
