@@ -17,12 +17,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
-import platform
 import time
-import warnings
 from pathlib import Path
 
+import common
 import lightning as L
 import torch
 
@@ -50,13 +48,8 @@ def held_out_exact_match(model: TransformerSeq2Seq, dm: DatesDataModule) -> tupl
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-steps", type=int, default=None, help="override trainer.max_steps")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    args = common.parse(parser, argv, OUT)
 
     config = training.load_config("transformer")
     _, _, trainer_args = training.settings("transformer", small=False)
@@ -66,8 +59,7 @@ def main(argv=None) -> dict:
     dm = DatesDataModule(**config.get("data", {}))
     linked = {name: getattr(dm, name) for name in TransformerSeq2Seq.linked_from_data}
     model = TransformerSeq2Seq(**linked, **config.get("model", {}))
-    trainer = L.Trainer(**trainer_args, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer = common.quiet_trainer(**trainer_args)
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.fit(model, dm)
     train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
@@ -88,8 +80,7 @@ def main(argv=None) -> dict:
         "test_examples": n,
         "targets": {"test_exact_match": TARGET_ACCURACY, "train_seconds": TARGET_SECONDS},
         "meets_targets": bool(accuracy >= TARGET_ACCURACY and train_s <= TARGET_SECONDS),
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "cpu": platform.processor() or platform.machine()},
+        "machine": common.machine("python", "torch", "cpu"),
     }
     print(f"TransformerSeq2Seq on dates, configs/transformer.yaml defaults, {torch.get_num_threads()} threads")
     print(f"{'steps':>6} {'train s':>8} {'cpu s':>7} {'eval s':>7} {'val EM':>7} {'test EM':>8} {'targets':>8}")
@@ -97,10 +88,7 @@ def main(argv=None) -> dict:
           f"{accuracy:>8.4f} {'met' if result['meets_targets'] else 'NOT met':>8}")
     print(f"(targets: test exact match >= {TARGET_ACCURACY:.1%} on {n} held-out dates, "
           f"training <= {TARGET_SECONDS:.0f} s)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return result
+    return common.write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see dates_accuracy.py)
 
 import argparse
-import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
 
+import common
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -67,9 +66,8 @@ def train_lightning(model_args: dict, data_args: dict, batches: int, seed: int) 
     L.seed_everything(seed, verbose=False)
     data = RingDataModule(**dict(data_args, seed=seed))
     model = GAN(data_dim=data.data_dim, **model_args)
-    trainer = L.Trainer(max_steps=batches * (model.d_steps + 1), logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0, accelerator="cpu", devices=1)
+    trainer = common.quiet_trainer(max_steps=batches * (model.d_steps + 1), limit_val_batches=0,
+                                   num_sanity_val_steps=0)
     start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(model, datamodule=data)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -149,24 +147,18 @@ class PlainGAN:
         self.seconds += time.perf_counter() - start
 
 
-class InterleavedTiming(L.Callback):
+class InterleavedTiming(common.LightningClock):
     """Times Lightning's batches (set-up excluded) and runs the plain loop every ``chunk`` batches."""
 
     def __init__(self, plain: PlainGAN, batches: int, chunk: int):
+        super().__init__()
         self.plain, self.batches, self.chunk = plain, batches, chunk
-        self.seconds, self.steps, self._mark = 0.0, 0, 0.0
 
-    def on_train_start(self, trainer, pl_module):
-        self._mark = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seconds += time.perf_counter() - self._mark
-        self.steps += 1
+    def after_batch(self, trainer):
         if self.steps % self.chunk == 0 or self.steps == self.batches:
             self.plain.run(self.steps - self.plain.steps)
         if self.steps >= self.batches:
             trainer.should_stop = True
-        self._mark = time.perf_counter()
 
 
 def overhead_run(model_args: dict, data_args: dict, log_every: int, batches: int, chunk: int,
@@ -177,10 +169,8 @@ def overhead_run(model_args: dict, data_args: dict, log_every: int, batches: int
     models[1].load_state_dict(models[0].state_dict())
     datas = [RingDataModule(**dict(data_args, seed=seed)) for _ in range(2)]
     timing = InterleavedTiming(PlainGAN(models[1], datas[1]), batches, chunk)
-    trainer = L.Trainer(max_steps=batches * (models[0].d_steps + 1), logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0, log_every_n_steps=log_every, callbacks=[timing],
-                        accelerator="cpu", devices=1)
+    trainer = common.quiet_trainer(max_steps=batches * (models[0].d_steps + 1), limit_val_batches=0,
+                                   num_sanity_val_steps=0, log_every_n_steps=log_every, callbacks=[timing])
     trainer.fit(models[0], datamodule=datas[0])
     return timing.seconds / timing.steps, timing.plain.seconds / timing.plain.steps
 
@@ -251,14 +241,11 @@ def main(argv=None) -> dict:
         "load_average": {"before": load_before, "after": _load()},
         "targets": {"modes": TARGET_MODES, "high_quality": TARGET_HQ, "seconds": TARGET_SECONDS},
         "meets_targets": meets,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count()},
+        "machine": common.machine("python", "torch", "cpus"),
     }
     print(f"targets (8/8 modes on every seed, >= {TARGET_HQ:.0%} high quality, <= {TARGET_SECONDS:.0f} s): "
           f"{'met' if meets else 'NOT met'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return result
+    return common.write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
 import argparse
-import json
 import math
 import statistics
 import time
 from pathlib import Path
 
+import common
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -56,9 +56,8 @@ def run(precision: str, steps: int, batch_size: int, accelerator: str) -> StepTi
     data = CharTextDataModule(block_size=64, batch_size=batch_size)
     model = GPT(vocab_size=data.vocab_size, block_size=data.block_size, **MODEL)
     timer = StepTimer()
-    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_steps=steps,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, callbacks=[timer])
+    trainer = common.quiet_trainer(accelerator=accelerator, devices=1, precision=precision, max_steps=steps,
+                                   limit_val_batches=0, callbacks=[timer])
     trainer.fit(model, datamodule=data)
     return timer
 
@@ -95,9 +94,7 @@ def main() -> int:
     for p in timings:
         print(f"{p:>10s}: median step {median[p] * 1e3:8.2f} ms, losses finite: {finite[p]}")
     print(f"speed-up of {mixed} over 32-true: {result['speedup_mixed_over_32']:.2f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    common.write_report(result, args.out)
     return 0 if all(finite.values()) else 1
 
 

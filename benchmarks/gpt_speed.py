@@ -34,15 +34,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
 import math
-import platform
 import statistics
 import time
-import warnings
 from pathlib import Path
 
-import lightning as L
+import common
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,73 +132,7 @@ def ref_optimizer(model: nn.Module):
     return optimizer, scheduler
 
 
-# ----------------------------------------------------------------------- the runners
-def _forever(loader):
-    while True:
-        yield from loader
-
-
-class PlainLoop:
-    """forward, fp32 loss, backward, clip, optimizer step, LR step; ``run_for`` a number of seconds."""
-
-    def __init__(self, model, optimizer, scheduler, loss_fn, datamodule):
-        self.model, self.optimizer, self.scheduler, self.loss_fn = model.train(), optimizer, scheduler, loss_fn
-        self.batches = _forever(datamodule.train_dataloader())
-        self.steps, self.seconds, self.step_times = 0, 0.0, []
-
-    def run_for(self, seconds: float) -> None:
-        start = time.perf_counter()
-        while (now := time.perf_counter()) - start < seconds:
-            x, y = next(self.batches)
-            loss = self.loss_fn(x, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.steps += 1
-            self.step_times.append(time.perf_counter() - now)
-        self.seconds += time.perf_counter() - start
-
-
-class Interleave(L.Callback):
-    """Times Lightning's training and hands every ``chunk`` seconds to each plain loop in turn."""
-
-    def __init__(self, others: list[PlainLoop], budget: float, chunk: float):
-        self.others, self.budget, self.chunk = others, budget, chunk
-        self.seconds, self.steps, self.step_times = 0.0, 0, []
-        self._mark, self._next_switch = 0.0, chunk
-
-    def on_train_start(self, trainer, pl_module):
-        self._mark = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.step_times.append(time.perf_counter() - self._mark)
-        self.seconds += self.step_times[-1]
-        self.steps += 1
-        if self.seconds >= self.budget:
-            trainer.should_stop = True
-        elif self.seconds >= self._next_switch:
-            for other in self.others:
-                other.run_for(min(self.chunk, self.budget - other.seconds))
-            self.others.reverse()  # alternate their order from chunk to chunk
-            self._next_switch += self.chunk
-        self._mark = time.perf_counter()
-
-
-@torch.no_grad()
-def val_loss(loss_fn, model, datamodule) -> float:
-    model.eval()
-    total, n = 0.0, 0
-    for i, (x, y) in enumerate(datamodule.val_dataloader()):
-        if i == VAL_BATCHES:
-            break
-        total += loss_fn(x, y).item() * x.numel()
-        n += x.numel()
-    model.train()
-    return total / n
-
-
+# ------------------------------------------------------------------- generation timing
 def time_generation(runners: dict, prompt, new_tokens: int, rounds: int) -> dict:
     """Interleaved rounds, in alternating order; tokens/s from the total time of each runner."""
     seconds = {name: 0.0 for name in runners}
@@ -224,57 +155,47 @@ def main(argv=None) -> dict:
     parser.add_argument("--new-tokens", type=int, default=500, help="tokens generated per round (default 500)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved generation rounds (default 5)")
     parser.add_argument("--long", action="store_true", help="300 s of training each, 2000 new tokens, 5 rounds")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv, OUT)
     if args.long:
         args.seconds, args.new_tokens, args.rounds = 300.0, 2000, 5
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
-    datamodules = [CharTextDataModule(block_size=ARCH["block_size"], batch_size=BATCH, seed=0) for _ in range(3)]
-    for dm in datamodules:
-        dm.setup("fit")
+    datamodules = common.set_up(lambda: CharTextDataModule(block_size=ARCH["block_size"], batch_size=BATCH, seed=0),
+                                n=3)
     V = datamodules[0].vocab_size
-    genlab_models = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        genlab_models.append(GPT(V, **ARCH, **OPTIM))
+    genlab_models = common.twins(lambda: GPT(V, **ARCH, **OPTIM))
     reference = RefGPT(V, **ARCH)
     reference.load_state_dict(genlab_models[0].state_dict())  # the same initial weights
     same_init = all(torch.equal(a, b) for a, b in zip(genlab_models[0].state_dict().values(),
                                                       reference.state_dict().values(), strict=True))
     assert same_init
 
-    config = genlab_models[1].configure_optimizers()
-    genlab_plain = PlainLoop(genlab_models[1], config["optimizer"], config["lr_scheduler"]["scheduler"],
-                             lambda x, y, m=genlab_models[1]: m.loss(m(x), y), datamodules[1])
-    ref_plain = PlainLoop(reference, *ref_optimizer(reference), lambda x, y: reference(x, y), datamodules[2])
-    interleave = Interleave([genlab_plain, ref_plain], args.seconds, args.chunk)
-    trainer = L.Trainer(
-        max_epochs=-1, max_steps=-1, gradient_clip_val=CLIP, limit_val_batches=0, num_sanity_val_steps=0,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[interleave], accelerator="cpu", devices=1,
-    )
+    # each runner's fp32 loss; a plain loop's step: forward, loss, backward, clip, optimizer step, LR step
+    loss_fns = {"lightning": lambda x, y, m=genlab_models[0]: m.loss(m(x), y),
+                "genlab_plain": lambda x, y, m=genlab_models[1]: m.loss(m(x), y),
+                "reference": lambda x, y: reference(x, y)}
+    genlab_plain = common.PlainLoop(genlab_models[1], *common.optimizer_and_scheduler(genlab_models[1]),
+                                    lambda batch: loss_fns["genlab_plain"](*batch),
+                                    common.forever(datamodules[1].train_dataloader()), clip=CLIP)
+    ref_plain = common.PlainLoop(reference, *ref_optimizer(reference), lambda batch: loss_fns["reference"](*batch),
+                                 common.forever(datamodules[2].train_dataloader()), clip=CLIP)
+    interleave = common.Interleave([genlab_plain, ref_plain], args.seconds, args.chunk)
+    trainer = common.quiet_trainer(max_epochs=-1, max_steps=-1, gradient_clip_val=CLIP, limit_val_batches=0,
+                                   num_sanity_val_steps=0, callbacks=[interleave])
     wall = time.perf_counter()
     trainer.fit(genlab_models[0], datamodules[0])
-    for other in (genlab_plain, ref_plain):  # finish their share
-        if other.seconds < args.seconds:
-            other.run_for(args.seconds - other.seconds)
+    interleave.finish()  # the plain loops' share
     wall = time.perf_counter() - wall
 
     tokens_per_step = BATCH * ARCH["block_size"]
     rows = {}
-    for name, model, loss_fn, runner in (
-        ("lightning", genlab_models[0], lambda x, y, m=genlab_models[0]: m.loss(m(x), y), interleave),
-        ("genlab_plain", genlab_models[1], genlab_plain.loss_fn, genlab_plain),
-        ("reference", reference, ref_plain.loss_fn, ref_plain),
-    ):
+    for name, model, runner in (("lightning", genlab_models[0], interleave),
+                                ("genlab_plain", genlab_models[1], genlab_plain),
+                                ("reference", reference, ref_plain)):
         rows[name] = {"steps": runner.steps, "seconds": round(runner.seconds, 2),
                       "tokens_per_s": round(runner.steps * tokens_per_step / runner.seconds, 1),
                       "median_step_ms": round(1e3 * statistics.median(runner.step_times), 3),
-                      "val_loss": round(val_loss(loss_fn, model, datamodules[0]), 4)}
+                      "val_loss": round(common.mean_loss(loss_fns[name], model, datamodules[0].val_dataloader(),
+                                                         VAL_BATCHES), 4)}
     for r in rows.values():
         r["vs_reference"] = round(r["tokens_per_s"] / rows["reference"]["tokens_per_s"], 3)
         r["vs_reference_median"] = round(rows["reference"]["median_step_ms"] / r["median_step_ms"], 3)
@@ -310,9 +231,7 @@ def main(argv=None) -> dict:
         "generation_same_tokens_as_reference": same_tokens,
         "meets_target": bool(rows["genlab_plain"]["vs_reference"] >= 1.0 and gen["genlab_cache"]["vs_reference"] > 1.0),
         "wall_seconds": round(wall, 1),
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "lightning": L.__version__, "cpu": platform.processor() or platform.machine(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "machine": common.machine("python", "torch", "lightning", "cpu", "load_average"),
     }
     print(f"GPT 4L/4H/128d, block 64, batch 12, {args.seconds:.0f} s each, interleaved in {args.chunk:.0f} s chunks, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
@@ -330,10 +249,7 @@ def main(argv=None) -> dict:
           f"{same_tokens}")
     if not all(math.isfinite(r["val_loss"]) for r in rows.values()):
         print("warning: non-finite validation loss")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return result
+    return common.write_report(result, args.out)
 
 
 if __name__ == "__main__":

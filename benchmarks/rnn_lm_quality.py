@@ -23,14 +23,11 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
 import math
-import platform
 import time
-import warnings
 from pathlib import Path
 
-import lightning as L
+import common
 import torch
 
 from genlab import training
@@ -59,77 +56,47 @@ def val_loss(model: RNNLanguageModel, datamodule: CharTextDataModule) -> float:
     return total / count
 
 
-class PlainLoop:
-    """The same training without Lightning: tbptt_step, backward, clip, AdamW, LR step, state carried."""
+class TBPTTLoop(common.PlainLoop):
+    """The same training without Lightning: tbptt_step, backward, clip, AdamW, LR step, state carried
+    (reset at each epoch); every ``val_every`` steps a point of the validation ``curve``."""
 
     def __init__(self, model: RNNLanguageModel, datamodule: CharTextDataModule, max_steps: int, clip: float,
                  val_every: int):
-        self.model, self.datamodule = model.train(), datamodule
         hp = model.hparams
-        self.optimizer = adamw_with_decay_groups(model, hp.lr, hp.weight_decay)
-        config = lr_scheduler_config(self.optimizer, hp.schedule, hp.warmup_steps, max_steps)
-        self.scheduler = config["lr_scheduler"]["scheduler"]
-        self.max_steps, self.clip, self.val_every = max_steps, clip, val_every
-        self.steps, self.seconds = 0, 0.0
+        optimizer = adamw_with_decay_groups(model, hp.lr, hp.weight_decay)
+        config = lr_scheduler_config(optimizer, hp.schedule, hp.warmup_steps, max_steps)
+        super().__init__(model, optimizer, config["lr_scheduler"]["scheduler"], self._loss, self._epochs(),
+                         clip=clip, max_steps=max_steps)
+        self.datamodule, self.val_every = datamodule, val_every
         self.curve: list[tuple[float, float]] = []
-        self._epoch, self._hidden = iter(()), None
+        self._hidden = None
 
-    def _next_batch(self):
-        try:
-            return next(self._epoch)
-        except StopIteration:
-            self._epoch, self._hidden = iter(self.datamodule.train_dataloader()), None  # new epoch: zeros
-            return next(self._epoch)
+    def _epochs(self):
+        while True:
+            self._hidden = None  # new epoch: zeros
+            yield from self.datamodule.train_dataloader()
 
-    def run_for(self, seconds: float) -> None:
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds and self.steps < self.max_steps:
-            batch = self._next_batch()
-            loss, self._hidden = tbptt_step(self.model, batch, self._hidden, loss_fn=self.model.loss_fn)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.steps += 1
-            if self.steps % self.val_every == 0:
-                elapsed = time.perf_counter() - start
-                self.curve.append((self.seconds + elapsed, val_loss(self.model, self.datamodule)))
-                start = time.perf_counter() - elapsed  # evaluation time does not count
-        self.seconds += time.perf_counter() - start
+    def _loss(self, batch):
+        loss, self._hidden = tbptt_step(self.model, batch, self._hidden, loss_fn=self.model.loss_fn)
+        return loss
+
+    def after_step(self, seconds: float) -> None:
+        if self.steps % self.val_every == 0:  # evaluation time does not count
+            self.curve.append((seconds, val_loss(self.model, self.datamodule)))
 
 
-class Interleave(L.Callback):
-    """Counts Lightning's training time (not its validation) and hands every ``chunk`` seconds
-    to the plain loop; stops Lightning at the time budget."""
+class Interleave(common.Interleave):
+    """:class:`common.Interleave`, also recording Lightning's validation ``curve`` (training seconds, loss)."""
 
-    def __init__(self, plain: PlainLoop, budget: float, chunk: float):
-        self.plain, self.budget, self.chunk = plain, budget, chunk
-        self.seconds, self.steps = 0.0, 0
+    def __init__(self, plain: TBPTTLoop, budget: float, chunk: float):
+        super().__init__([plain], budget, chunk)
         self.curve: list[tuple[float, float]] = []
-        self._mark, self._next_switch = 0.0, chunk
-
-    def on_train_start(self, trainer, pl_module):
-        self._mark = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seconds += time.perf_counter() - self._mark
-        self.steps += 1
-        if self.seconds >= self.budget:
-            trainer.should_stop = True
-        elif self.seconds >= self._next_switch:
-            self.plain.run_for(min(self.chunk, self.budget - self.plain.seconds))
-            self._next_switch += self.chunk
-        self._mark = time.perf_counter()
-
-    def on_validation_start(self, trainer, pl_module):
-        self._paused = time.perf_counter()
 
     def on_validation_end(self, trainer, pl_module):
         value = trainer.callback_metrics.get("val_loss")
         if value is not None and not trainer.sanity_checking:
             self.curve.append((self.seconds, float(value)))
-        self._mark += time.perf_counter() - self._paused  # validation time does not count
+        super().on_validation_end(trainer, pl_module)
 
 
 def _time_to(curve, target):
@@ -140,37 +107,22 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="training time per runner (default 300)")
     parser.add_argument("--chunk", type=float, default=10.0, help="seconds per interleaved chunk (default 10)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    args = common.parse(parser, argv, OUT)
     training.quiet_lightning()
 
     model_args, data_args, trainer_args = training.settings("rnn_lm", small=False)
     max_steps, val_every, clip = trainer_args["max_steps"], trainer_args["val_check_interval"], \
         trainer_args["gradient_clip_val"]
-    datamodules = [CharTextDataModule(**data_args) for _ in range(2)]
-    for dm in datamodules:
-        dm.setup("fit")
-    models = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        models.append(RNNLanguageModel(datamodules[0].vocab_size, **model_args))
-    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True))
+    datamodules = common.set_up(lambda: CharTextDataModule(**data_args))
+    models = common.twins(lambda: RNNLanguageModel(datamodules[0].vocab_size, **model_args))
 
-    plain = PlainLoop(models[1], datamodules[1], max_steps, clip, val_every)
+    plain = TBPTTLoop(models[1], datamodules[1], max_steps, clip, val_every)
     interleave = Interleave(plain, args.seconds, args.chunk)
-    trainer = L.Trainer(
-        max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None, gradient_clip_val=clip,
-        num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[interleave], accelerator="cpu", devices=1,
-    )
+    trainer = common.quiet_trainer(max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
+                                   gradient_clip_val=clip, num_sanity_val_steps=0, callbacks=[interleave])
     wall = time.perf_counter()
     trainer.fit(models[0], datamodules[0])
-    if plain.seconds < args.seconds and plain.steps < max_steps:  # finish the plain loop's share
-        plain.run_for(args.seconds - plain.seconds)
+    interleave.finish()  # the plain loop's share
     if plain.steps % val_every:  # Lightning validates when it stops; so does the plain loop
         plain.curve.append((plain.seconds, val_loss(plain.model, plain.datamodule)))
     wall = time.perf_counter() - wall
@@ -195,9 +147,8 @@ def main(argv=None) -> dict:
         "meets_quality_target": bool(reached is not None and reached <= TARGET_SECONDS),
         "meets_overhead_target": bool(overhead <= TARGET_OVERHEAD),
         "wall_seconds": round(wall, 1),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
-                    "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "load_average": common.load_average(),
+        "machine": common.machine("python", "torch", "lightning", "cpu", "cores"),
     }
     print(f"char-LSTM {model_args['hidden_size']} units, streams {data_args['batch_size']} x {data_args['block_size']}, "
           f"{args.seconds:.0f} s each, interleaved in {args.chunk:.0f} s chunks, {torch.get_num_threads()} threads, "
@@ -208,8 +159,7 @@ def main(argv=None) -> dict:
               f"{str(r['seconds_to_target']):>12}")
     print(f"Lightning overhead {100 * overhead:.1f}% (target <= 5%: {'met' if result['meets_overhead_target'] else 'NOT met'}); "
           f"val loss <= {TARGET_LOSS} within {TARGET_SECONDS:.0f} s: {'met' if result['meets_quality_target'] else 'NOT met'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(result, args.out)
     from genlab import plots
     from genlab.plots.rnn import loss_vs_time_figure
 

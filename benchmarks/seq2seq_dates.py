@@ -26,12 +26,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
-import platform
 import time
-import warnings
 from pathlib import Path
 
+import common
 import lightning as L
 import torch
 
@@ -113,9 +111,8 @@ def time_to_quality(dm: DatesDataModule) -> dict:
                         ("transformer", "Transformer (lab 03)")):
         model = _model(name, dm)
         clock = Clock()
-        trainer = L.Trainer(**_trainer_args("transformer" if name == "transformer" else "seq2seq"), callbacks=[clock],
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, accelerator="cpu", devices=1)
+        trainer = common.quiet_trainer(**_trainer_args("transformer" if name == "transformer" else "seq2seq"),
+                                       callbacks=[clock])
         start = time.perf_counter()
         trainer.fit(model, dm)
         wall = time.perf_counter() - start
@@ -133,73 +130,28 @@ def time_to_quality(dm: DatesDataModule) -> dict:
 
 # ------------------------------------------------------------------ Lightning overhead
 
-def _forever(loader):
-    while True:
-        yield from loader
-
-
-class PlainLoop:
+def plain_loop(model: Seq2SeqAttention, dm: DatesDataModule, clip: float) -> common.PlainLoop:
     """The same step without Lightning: forward, float32 loss, backward, clip, AdamW, LR step."""
+    def batch_loss(batch):
+        src, src_lengths, tgt, _ = batch
+        logits, _ = model(src, src_lengths, tgt)
+        return model.loss(logits, tgt)
 
-    def __init__(self, model: Seq2SeqAttention, dm: DatesDataModule, clip: float):
-        self.model = model.train()
-        config = model.configure_optimizers()
-        self.optimizer, self.scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
-        self.batches, self.clip = _forever(dm.train_dataloader()), clip
-        self.steps, self.seconds = 0, 0.0
-
-    def run_for(self, seconds: float) -> None:
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            src, src_lengths, tgt, _ = next(self.batches)
-            logits, _ = self.model(src, src_lengths, tgt)
-            loss = self.model.loss(logits, tgt)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.steps += 1
-        self.seconds += time.perf_counter() - start
-
-
-class Interleave(L.Callback):
-    """Counts Lightning's training time and hands every ``chunk`` seconds to the plain loop."""
-
-    def __init__(self, plain: PlainLoop, budget: float, chunk: float):
-        self.plain, self.budget, self.chunk = plain, budget, chunk
-        self.seconds, self.steps, self._mark, self._next = 0.0, 0, 0.0, chunk
-
-    def on_train_start(self, trainer, pl_module):
-        self._mark = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seconds += time.perf_counter() - self._mark
-        self.steps += 1
-        if self.seconds >= self.budget:
-            trainer.should_stop = True
-        elif self.seconds >= self._next:
-            self.plain.run_for(min(self.chunk, self.budget - self.plain.seconds))
-            self._next += self.chunk
-        self._mark = time.perf_counter()
+    return common.PlainLoop(model, *common.optimizer_and_scheduler(model), batch_loss,
+                            common.forever(dm.train_dataloader()), clip=clip)
 
 
 def lightning_overhead(seconds: float, chunk: float) -> dict:
-    dms = [DatesDataModule(**training.load_config("seq2seq")["data"]) for _ in range(2)]
-    for dm in dms:
-        dm.setup("fit")
+    dms = common.set_up(lambda: DatesDataModule(**training.load_config("seq2seq")["data"]))
     # a constant learning rate: the cosine schedule needs the run length from a trainer; speed does not care
-    models = [_model("additive", dms[0], schedule="constant") for _ in range(2)]
-    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True))
+    models = common.twins(lambda: _model("additive", dms[0], schedule="constant"))
     clip = float(training.load_config("seq2seq")["trainer"]["gradient_clip_val"])
-    plain = PlainLoop(models[1], dms[1], clip)
-    interleave = Interleave(plain, seconds, chunk)
-    trainer = L.Trainer(max_steps=100_000, gradient_clip_val=clip, limit_val_batches=0, num_sanity_val_steps=0,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[interleave], accelerator="cpu", devices=1)
+    plain = plain_loop(models[1], dms[1], clip)
+    interleave = common.Interleave([plain], seconds, chunk)
+    trainer = common.quiet_trainer(max_steps=100_000, gradient_clip_val=clip, limit_val_batches=0,
+                                   num_sanity_val_steps=0, callbacks=[interleave])
     trainer.fit(models[0], dms[0])
-    if plain.seconds < seconds:
-        plain.run_for(seconds - plain.seconds)
+    interleave.finish()
     rows = {"lightning": {"steps": interleave.steps, "seconds": round(interleave.seconds, 2)},
             "plain": {"steps": plain.steps, "seconds": round(plain.seconds, 2)}}
     for r in rows.values():
@@ -215,15 +167,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--overhead-seconds", type=float, default=30.0, help="training time per runner (default 30)")
     parser.add_argument("--chunk", type=float, default=5.0, help="seconds per interleaved chunk (default 5)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--skip-overhead", action="store_true", help="only the three-architecture comparison")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = common.parse(parser, argv, OUT)
     training.quiet_lightning()
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    load_before = os.getloadavg()
+    load_before = common.load_average()
     dm = DatesDataModule(**training.load_config("seq2seq")["data"])
     architectures = time_to_quality(dm)
     bahdanau = architectures["additive"]
@@ -234,19 +181,17 @@ def main(argv=None) -> dict:
         "targets": {"test_exact_match": TARGET_ACCURACY, "train_seconds": TARGET_SECONDS},
         "meets_targets": bool(bahdanau["greedy"]["exact_match"] >= TARGET_ACCURACY
                               and bahdanau["train_seconds"] <= TARGET_SECONDS),
-        "load_average": {"before": [round(x, 2) for x in load_before]},
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
-                    "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "load_average": {"before": load_before},
+        "machine": common.machine("python", "torch", "lightning", "cpu", "cores"),
     }
     if not args.skip_overhead:
         result["lightning_overhead"] = lightning_overhead(args.overhead_seconds, args.chunk)
-    result["load_average"]["after"] = [round(x, 2) for x in os.getloadavg()]
+    result["load_average"]["after"] = common.load_average()
     fig = accuracy_vs_time({r["label"]: [(s, a) for s, a, _ in r["curve"]] for r in architectures.values()},
                            target=TARGET_ACCURACY, ylabel="validation exact match (512 dates)",
                            title=f"dates -> ISO on {torch.get_num_threads()} CPU threads: accuracy against training time")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     plots.save(fig, args.out.with_suffix(".png"))
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(result, args.out)
     print(f"Bahdanau: test exact match {bahdanau['greedy']['exact_match']:.4f} (beam 4: "
           f"{bahdanau['beam4']['exact_match']:.4f}) after {bahdanau['train_seconds']:.1f} s; targets "
           f"{'met' if result['meets_targets'] else 'NOT met'} (>= {TARGET_ACCURACY:.1%} within {TARGET_SECONDS:.0f} s)")
