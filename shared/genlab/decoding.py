@@ -5,10 +5,16 @@ to ``-inf``. Every random function takes an explicit ``torch.Generator``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-__all__ = ["greedy", "apply_temperature", "top_k_filter", "top_p_filter", "sample_next"]
+__all__ = ["SampleFn", "greedy", "apply_temperature", "top_k_filter", "top_p_filter", "sample_next"]
+
+#: What the models' ``generate`` call for each new token: ``sampler(logits (B, V), temperature=,
+#: top_k=, top_p=, generator=) -> (B,)`` long (``sample_next``, or lab 01's own).
+SampleFn = Callable[..., Tensor]
 
 
 def greedy(logits: Tensor) -> Tensor:

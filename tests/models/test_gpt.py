@@ -177,6 +177,24 @@ def test_greedy_generation_is_deterministic_and_training_mode_is_restored():
     assert torch.equal(s1, s2)
 
 
+def test_generation_draws_every_token_from_the_sampler_it_is_given():
+    """A student's sampler (lab 01's sample_next) is the one generate runs, with its settings."""
+    model = _tiny()
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    calls = []
+
+    def last_token_sampler(logits, temperature, top_k, top_p, generator):
+        calls.append((tuple(logits.shape), logits.dtype, temperature, top_k, top_p, generator))
+        return torch.full((logits.shape[0],), 22, dtype=torch.long)
+
+    g = torch.Generator()
+    out = model.generate(prompt, 15, temperature=0.7, top_k=4, top_p=0.5, generator=g, sampler=last_token_sampler)
+    assert out.shape == (2, 18) and bool((out[:, 3:] == 22).all())
+    assert calls == [((2, 23), torch.float32, 0.7, 4, 0.5, g)] * 15
+    default = model.generate(prompt, 5, temperature=0.0)
+    assert torch.equal(default, model.generate(prompt, 5, temperature=0.0, sampler=lambda x, **_: x.argmax(-1)))
+
+
 def test_optimizer_decays_only_matrices():
     model = _tiny()
     opt = model.configure_optimizers()["optimizer"]

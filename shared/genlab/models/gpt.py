@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.data import CharTextDataModule
-from genlab.decoding import sample_next
+from genlab.decoding import SampleFn, sample_next
 from genlab.models.common import configure_adamw
 from genlab.nn.attention import KVCache
 from genlab.nn.blocks import GPTBlock, dropout_layer
@@ -199,11 +199,14 @@ class GPT(L.LightningModule):
         use_cache: bool = True,
         return_logits: bool = False,
         keep: int | None = None,
+        sampler: SampleFn | None = None,
     ):
         """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens -> ``(B, T + max_new_tokens)``.
 
-        ``temperature=0`` is greedy. With ``return_logits`` also returns the next-token logits
-        of each step, ``(B, max_new_tokens, V)`` float32.
+        Each new token comes from ``sampler(logits (B, V), temperature=, top_k=, top_p=,
+        generator=)`` (default ``genlab.decoding.sample_next``, lab 01's graded part: pass your
+        own; ``temperature=0`` is greedy). With ``return_logits`` also returns the next-token
+        logits of each step, ``(B, max_new_tokens, V)`` float32.
 
         Context policy. The model sees a window of at most ``block_size`` tokens. While the
         window grows, each step feeds only the newest token and, with ``use_cache``, reuses the
@@ -221,6 +224,7 @@ class GPT(L.LightningModule):
         keep = max(1, block // 2) if keep is None else int(keep)
         if not 1 <= keep <= block:
             raise ValueError(f"generate: keep must be in [1, block_size={block}], got {keep}.")
+        sampler = sample_next if sampler is None else sampler
         was_training = self.training
         self.eval()
         window = min(idx.shape[1], block)  # tokens the next step sees
@@ -237,7 +241,8 @@ class GPT(L.LightningModule):
                 last = logits[:, -1, :].float()  # (B, V)
                 if return_logits:
                     step_logits.append(last)
-                next_id = sample_next(last, temperature, top_k, top_p, generator)  # (B,)
+                next_id = sampler(last, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  generator=generator).reshape(-1)  # (B,)
                 idx = torch.cat([idx, next_id.unsqueeze(1).to(idx.dtype)], dim=1)  # (B, T + 1)
                 if window == block:  # full: restart from the last `keep` tokens
                     window, fresh = keep, True

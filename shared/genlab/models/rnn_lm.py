@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.data import CharTextDataModule
-from genlab.decoding import sample_next
+from genlab.decoding import SampleFn, sample_next
 from genlab.lm import lm_loss, tbptt_step
 from genlab.models.common import configure_adamw
 from genlab.nn.rnn import CellFactory, State, detach_state, lstm_gates, make_recurrent, state_output
@@ -35,7 +35,6 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 StepFn = Callable[..., tuple[Tensor, object]]
-SampleFn = Callable[..., Tensor]
 
 
 def count_rnn_lm_parameters(vocab_size: int, cell: str = "lstm", embedding_dim: int = 64, hidden_size: int = 256,
